@@ -1,0 +1,41 @@
+"""jaxmlp: machine-learning interatomic potentials in JAX.
+
+Graphs from ASE structures, a functional model family (pair potentials,
+HDNNP, ml-ACE), observables (forces, stress, Hessians) as transforms of the
+energy, the Hessian locality test, and force-training studies.
+"""
+
+from . import graph, models, observables
+from .calculator import Calculator
+from .graph import Buckets, atoms_to_graph, batch_graphs, suggest_buckets
+from .observables import (
+    energy,
+    energy_and_forces,
+    energy_forces_stress,
+    forces,
+    hessian,
+    hessian_vector_product,
+    per_atom_energies,
+    stress,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "graph",
+    "models",
+    "observables",
+    "Calculator",
+    "Buckets",
+    "atoms_to_graph",
+    "batch_graphs",
+    "suggest_buckets",
+    "energy",
+    "energy_and_forces",
+    "energy_forces_stress",
+    "forces",
+    "stress",
+    "per_atom_energies",
+    "hessian",
+    "hessian_vector_product",
+]

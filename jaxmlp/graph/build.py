@@ -1,0 +1,125 @@
+"""ASE ``Atoms`` → ``jraph.GraphsTuple`` with periodic offsets and triplets.
+
+Graph layout (every jaxmlp graph, padded or not)
+------------------------------------------------
+``nodes``  : ``positions [N, 3]`` float (Å), ``numbers [N]`` int (atomic
+             numbers, 0 for padding), ``mask [N]`` bool.
+``edges``  : ``offsets [E, 3]`` int (cell shifts), ``mask [E]`` bool.
+``senders = j`` (neighbour), ``receivers = i`` (centre); the edge vector is
+``r_ij = R[j] - R[i] + offsets @ cell`` and is formed inside jitted code
+(:func:`jaxmlp.graph.edge_vectors`) so derivatives with respect to positions
+and strain are exact.
+``globals``: ``cell [G, 3, 3]`` (rows are lattice vectors, zeros when not
+             periodic), ``pbc [G, 3]`` bool, ``mask [G]`` bool,
+             ``n_triplet [G]`` int and ``triplets [T, 2]`` int.
+
+``triplets`` is the one array whose leading axis is not ``G``: row ``t`` holds
+the two edge indices ``(e_ij, e_ik)`` of an unordered pair of distinct edges
+with the same centre ``i`` (the j<k sum of angular descriptors).  It is empty
+(``[0, 2]``) unless the graph was built with ``triplets=True``.  Because of it,
+jaxmlp graphs are batched with :func:`jaxmlp.graph.batch_graphs`, not
+``jraph.batch`` (which would not re-index the triplets).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import jraph
+
+from .neighbours import neighbour_list
+
+__all__ = ["atoms_to_graph", "build_triplets"]
+
+
+def build_triplets(receivers: np.ndarray) -> np.ndarray:
+    """Pairs of distinct edges sharing a centre.
+
+    Parameters
+    ----------
+    receivers : [E] int, sorted ascending (as produced by the neighbour list)
+
+    Returns
+    -------
+    [T, 2] int
+        ``(e1, e2)`` with ``e1 < e2`` and ``receivers[e1] == receivers[e2]``;
+        ``T = Σ_i d_i (d_i - 1) / 2`` with ``d_i`` the number of edges of ``i``.
+    """
+    receivers = np.asarray(receivers)
+    n_edge = len(receivers)
+    if n_edge == 0:
+        return np.zeros((0, 2), np.int64)
+    if np.any(np.diff(receivers) < 0):
+        raise ValueError("build_triplets needs edges sorted by receiver")
+    # block start and size of each edge's centre
+    starts = np.flatnonzero(np.r_[True, receivers[1:] != receivers[:-1]])
+    sizes = np.diff(np.r_[starts, n_edge])
+    block_start = np.repeat(starts, sizes)
+    block_size = np.repeat(sizes, sizes)
+    local = np.arange(n_edge) - block_start
+    count = block_size - local - 1  # partners after this edge in its block
+    e1 = np.repeat(np.arange(n_edge), count)
+    first = np.cumsum(count) - count
+    e2 = e1 + 1 + (np.arange(len(e1)) - np.repeat(first, count))
+    return np.stack([e1, e2], axis=1).astype(np.int64)
+
+
+def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool = True) -> jraph.GraphsTuple:
+    """Build the graph of one structure.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Molecule, cluster or (mixed-)periodic cell of any size; cells smaller
+        than the cutoff are fine (several images of a neighbour become
+        several edges).
+    cutoff : float
+        Neighbour cutoff R_c in Å: every directed pair (and periodic image)
+        with distance < R_c becomes an edge.
+    triplets : bool
+        Also build the list of edge pairs sharing a centre (needed by angular
+        descriptors such as ACSF types 3, 9, 22).
+    validate : bool
+        Check the structure first (:func:`jaxmlp.data.validate`): empty
+        structures, NaN/inf positions, atoms closer than 0.1 Å, zero-volume
+        periodic cells, unknown elements raise ``ValueError``.
+
+    Returns
+    -------
+    jraph.GraphsTuple
+        One graph (``n_node = [N]``, ``n_edge = [E]``), no padding; layout in
+        the module docstring.
+    """
+    from ase import Atoms
+
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"atoms_to_graph expects an ase.Atoms, got {type(atoms).__name__}")
+    if validate:
+        from jaxmlp.data.validate import validate as _validate
+
+        _validate(atoms)
+    positions = np.asarray(atoms.get_positions(), np.float64)
+    pbc = np.asarray(atoms.get_pbc(), bool)
+    cell = np.asarray(atoms.get_cell().array, np.float64)
+    cell = np.where(pbc[:, None], cell, 0.0)
+    nl = neighbour_list(positions, cell, pbc, cutoff)
+    n, e = len(atoms), len(nl.centres)
+    trip = build_triplets(nl.centres) if triplets else np.zeros((0, 2), np.int64)
+    return jraph.GraphsTuple(
+        nodes={
+            "positions": positions,
+            "numbers": np.asarray(atoms.get_atomic_numbers(), np.int32),
+            "mask": np.ones(n, bool),
+        },
+        edges={"offsets": nl.offsets.astype(np.int32), "mask": np.ones(e, bool)},
+        senders=nl.neighbours.astype(np.int32),
+        receivers=nl.centres.astype(np.int32),
+        globals={
+            "cell": cell[None],
+            "pbc": pbc[None],
+            "mask": np.ones(1, bool),
+            "n_triplet": np.array([len(trip)], np.int32),
+            "triplets": trip.astype(np.int32),
+        },
+        n_node=np.array([n], np.int32),
+        n_edge=np.array([e], np.int32),
+    )

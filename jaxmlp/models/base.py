@@ -1,0 +1,109 @@
+"""The model protocol shared by every jaxmlp potential.
+
+A model is a pair of pure functions
+
+* ``init(key, graph) -> params`` (a pytree of arrays), and
+* ``apply(params, graph) -> per-atom energies [N]`` (eV; padding nodes may
+  hold any finite value, observables mask them),
+
+plus a ``cutoff`` (Å) that graphs must be built with, and a JSON-able
+``config`` from which :func:`build_model` re-creates the same model (used by
+``jaxmlp.save``/``jaxmlp.load``).  Models never compute forces, stresses or
+Hessians themselves: :mod:`jaxmlp.observables` derives them for all models.
+
+``Model`` objects hash by identity, so they can be static arguments of
+``jax.jit`` (one compilation per model object and bucket).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = ["Model", "register_model", "build_model", "species_table", "check_elements", "MODEL_REGISTRY"]
+
+MODEL_REGISTRY: dict[str, Callable[..., "Model"]] = {}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A potential: pure ``init``/``apply`` functions and their metadata.
+
+    Attributes
+    ----------
+    name : str
+        Registry name of the factory that built it (``"lennard_jones"``, ...).
+    config : dict
+        Keyword arguments of that factory (JSON-serialisable).
+    cutoff : float
+        Graph cutoff in Å. For message-passing models this is the per-layer
+        cutoff; energies then depend on atoms within ``n_layers * cutoff``.
+    init : callable ``(key, graph) -> params``
+    apply : callable ``(params, graph) -> [N]`` per-atom energies, eV
+    needs_triplets : bool
+        Graphs must be built with ``triplets=True``.
+    elements : tuple of int or None
+        Atomic numbers the model knows (None: any element).
+    n_layers : int
+        Number of message-passing layers (1 for strictly local models), so
+        forces range over ``2 * n_layers * cutoff``.
+    """
+
+    name: str
+    config: dict
+    cutoff: float
+    init: Callable[..., Any]
+    apply: Callable[..., Any]
+    needs_triplets: bool = False
+    elements: tuple | None = None
+    n_layers: int = 1
+
+    @property
+    def interaction_range(self) -> float:
+        """Distance beyond which ∂F_A/∂R_B vanishes exactly, ``2·L·R_c`` Å."""
+        return 2.0 * self.n_layers * self.cutoff
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"Model({self.name}, cutoff={self.cutoff}, elements={self.elements})"
+
+
+def register_model(name: str):
+    """Decorator registering a model factory under ``name`` for save/load."""
+
+    def deco(factory):
+        MODEL_REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def build_model(name: str, config: dict) -> Model:
+    """Re-create a model from its registry ``name`` and ``config``."""
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {name!r}; known: {sorted(MODEL_REGISTRY)}")
+    return MODEL_REGISTRY[name](**config)
+
+
+def species_table(elements) -> np.ndarray:
+    """Map atomic number → species index, ``[119]`` int (-1 for unknown)."""
+    table = np.full(119, -1, np.int32)
+    for k, z in enumerate(elements):
+        table[int(z)] = k
+    return table
+
+
+def check_elements(model: Model, numbers) -> None:
+    """Raise ``ValueError`` if ``numbers`` holds elements the model lacks."""
+    if model.elements is None:
+        return
+    from ase.data import chemical_symbols
+
+    present = set(int(z) for z in np.unique(np.asarray(numbers)) if z > 0)
+    unknown = sorted(present - set(int(z) for z in model.elements))
+    if unknown:
+        raise ValueError(
+            f"unknown element(s) {[chemical_symbols[z] for z in unknown]} for this {model.name} model "
+            f"(it knows {[chemical_symbols[z] for z in model.elements]})"
+        )

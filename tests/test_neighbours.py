@@ -1,0 +1,134 @@
+"""Neighbour lists and triplets against brute force over explicit images."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+import jaxmlp
+from jaxmlp.graph import build_triplets, neighbour_list
+from jaxmlp.graph.neighbours import _interplanar_distances
+
+
+def brute_force_pairs(positions, cell, pbc, cutoff):
+    """Set of (i, j, Sx, Sy, Sz) with |R_j - R_i + S @ cell| < cutoff."""
+    ranges = []
+    if np.any(pbc):
+        dist = _interplanar_distances(np.where(np.asarray(pbc)[:, None], cell, np.eye(3)))
+    for k in range(3):
+        if pbc[k]:
+            m = math.ceil(cutoff / dist[k]) + 1
+            ranges.append(range(-m, m + 1))
+        else:
+            ranges.append(range(0, 1))
+    out = set()
+    n = len(positions)
+    for S in itertools.product(*ranges):
+        shift = np.asarray(S) @ cell
+        d = np.linalg.norm(positions[None, :, :] - positions[:, None, :] + shift, axis=-1)
+        for i, j in zip(*np.nonzero(d < cutoff)):
+            if i == j and not any(S):
+                continue
+            out.add((int(i), int(j)) + tuple(int(s) for s in S))
+    return out
+
+
+def random_triclinic(rng, scale):
+    cell = np.eye(3) * scale + rng.normal(scale=0.3 * scale, size=(3, 3))
+    if np.linalg.det(cell) < 0:
+        cell[0] *= -1
+    return cell
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("scale,n,cutoff", [(2.5, 3, 4.0), (4.0, 6, 3.0), (7.0, 12, 3.5)])
+def test_periodic_triclinic_vs_brute_force(seed, scale, n, cutoff):
+    """Random triclinic cells, including cells much smaller than the cutoff."""
+    rng = np.random.default_rng(seed)
+    cell = random_triclinic(rng, scale)
+    # atoms partly outside the cell: the list must not depend on wrapping
+    pos = (rng.random((n, 3)) * 1.4 - 0.2) @ cell
+    nl = neighbour_list(pos, cell, np.array([True] * 3), cutoff)
+    got = {(int(i), int(j)) + tuple(int(s) for s in S) for i, j, S in zip(nl.centres, nl.neighbours, nl.offsets)}
+    assert len(got) == len(nl.centres), "duplicate pairs"
+    assert got == brute_force_pairs(pos, cell, [True] * 3, cutoff)
+
+
+@pytest.mark.parametrize("pbc", [(True, False, False), (True, True, False), (False, True, True)])
+def test_mixed_pbc_vs_brute_force(pbc):
+    rng = np.random.default_rng(7)
+    cell = random_triclinic(rng, 3.0)
+    pos = rng.random((8, 3)) @ cell * 1.5
+    cutoff = 3.2
+    pbc = np.array(pbc)
+    atoms = Atoms("Ar8", positions=pos, cell=cell, pbc=pbc)
+    g = jaxmlp.atoms_to_graph(atoms, cutoff, validate=False)
+    got = {(int(i), int(j)) + tuple(int(s) for s in S) for i, j, S in zip(g.receivers, g.senders, g.edges["offsets"])}
+    # the graph zeroes cell vectors along non-periodic axes; offsets there must be 0
+    assert np.all(g.edges["offsets"][:, ~pbc] == 0)
+    assert got == brute_force_pairs(pos, cell, pbc, cutoff)
+
+
+def test_molecule_vs_brute_force():
+    rng = np.random.default_rng(3)
+    pos = rng.random((20, 3)) * 6.0
+    atoms = Atoms("C20", positions=pos)
+    g = jaxmlp.atoms_to_graph(atoms, 2.5, validate=False)
+    got = {(int(i), int(j), 0, 0, 0) for i, j in zip(g.receivers, g.senders)}
+    assert got == brute_force_pairs(pos, np.zeros((3, 3)), [False] * 3, 2.5)
+    assert np.all(g.edges["offsets"] == 0)
+
+
+def test_edge_convention_and_sorting():
+    """senders = neighbour j, receivers = centre i, vector R_j - R_i + S·cell."""
+    atoms = Atoms("Ar2", positions=[[0, 0, 0], [1.5, 0, 0]], cell=np.eye(3) * 10, pbc=True)
+    g = jaxmlp.atoms_to_graph(atoms, 2.0, validate=False)
+    assert list(g.receivers) == [0, 1] and list(g.senders) == [1, 0]
+    vec = np.asarray(jaxmlp.graph.edge_vectors(g))
+    np.testing.assert_allclose(vec, [[1.5, 0, 0], [-1.5, 0, 0]])
+
+
+def test_small_cell_many_images_of_self():
+    """One atom in a 1.5 Å cubic cell with R_c = 3.1 Å sees its own images."""
+    atoms = Atoms("Ar", positions=[[0.1, 0.2, 0.3]], cell=np.eye(3) * 1.5, pbc=True)
+    g = jaxmlp.atoms_to_graph(atoms, 3.1, validate=False)
+    expected = sum(1 for S in itertools.product(range(-3, 4), repeat=3) if 0 < np.linalg.norm(np.array(S) * 1.5) < 3.1)
+    assert int(g.n_edge[0]) == expected
+    assert np.all(g.senders == 0) and np.all(g.receivers == 0)
+
+
+def brute_force_triplets(receivers):
+    out = set()
+    for a in range(len(receivers)):
+        for b in range(a + 1, len(receivers)):
+            if receivers[a] == receivers[b]:
+                out.add((a, b))
+    return out
+
+
+def test_triplets_vs_brute_force():
+    rng = np.random.default_rng(1)
+    cell = random_triclinic(rng, 3.5)
+    atoms = Atoms("Ar5", positions=rng.random((5, 3)) @ cell, cell=cell, pbc=True)
+    g = jaxmlp.atoms_to_graph(atoms, 3.0, triplets=True, validate=False)
+    t = g.globals["triplets"]
+    assert t.shape[1] == 2 and int(g.globals["n_triplet"][0]) == len(t)
+    assert {tuple(map(int, r)) for r in t} == brute_force_triplets(np.asarray(g.receivers))
+    assert build_triplets(np.array([], int)).shape == (0, 2)
+
+
+def test_triplets_need_sorted_receivers():
+    with pytest.raises(ValueError, match="sorted"):
+        build_triplets(np.array([1, 0, 1]))
+
+
+def test_cutoff_errors():
+    atoms = Atoms("Ar", positions=[[0, 0, 0]], cell=np.eye(3) * 1.0, pbc=True)
+    with pytest.raises(ValueError, match="positive"):
+        jaxmlp.atoms_to_graph(atoms, -1.0, validate=False)
+    with pytest.raises(ValueError, match="too large for this cell"):
+        jaxmlp.atoms_to_graph(atoms, 1000.0, validate=False)
+    with pytest.raises(TypeError, match="ase.Atoms"):
+        jaxmlp.atoms_to_graph(np.zeros((3, 3)), 2.0)

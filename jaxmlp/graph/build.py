@@ -47,20 +47,35 @@ def build_triplets(receivers: np.ndarray) -> np.ndarray:
     receivers = np.asarray(receivers)
     n_edge = len(receivers)
     if n_edge == 0:
-        return np.zeros((0, 2), np.int64)
-    if np.any(np.diff(receivers) < 0):
+        return np.zeros((0, 2), np.int32)
+    if np.any(receivers[1:] < receivers[:-1]):
         raise ValueError("build_triplets needs edges sorted by receiver")
+    itype = np.int32 if n_edge < 2**31 - 1 else np.int64
     # block start and size of each edge's centre
-    starts = np.flatnonzero(np.r_[True, receivers[1:] != receivers[:-1]])
-    sizes = np.diff(np.r_[starts, n_edge])
-    block_start = np.repeat(starts, sizes)
-    block_size = np.repeat(sizes, sizes)
-    local = np.arange(n_edge) - block_start
-    count = block_size - local - 1  # partners after this edge in its block
-    e1 = np.repeat(np.arange(n_edge), count)
-    first = np.cumsum(count) - count
-    e2 = e1 + 1 + (np.arange(len(e1)) - np.repeat(first, count))
-    return np.stack([e1, e2], axis=1).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, receivers[1:] != receivers[:-1]]).astype(itype)
+    sizes = np.diff(np.r_[starts, itype(n_edge)]).astype(itype)
+    local = np.arange(n_edge, dtype=itype) - np.repeat(starts, sizes)
+    count = np.repeat(sizes, sizes) - local - 1  # partners after this edge in its block
+    n_trip = int(count.sum(dtype=np.int64))
+    if n_trip >= 2**31 - 1:
+        itype = np.int64
+    out = np.empty((n_trip, 2), itype)
+    out[:, 0] = np.repeat(np.arange(n_edge, dtype=itype), count)
+    # e2 − e1 runs through 1..count[e1] for each e1
+    out[:, 1] = out[:, 0] + _within_run_index(count, n_trip, itype) + 1
+    return out
+
+
+def _within_run_index(count, total, itype):
+    """``[0, 1, …, c0−1, 0, 1, …, c1−1, …]`` for run lengths ``count``."""
+    idx = np.ones(total, itype)
+    nz = count[count > 0]
+    if len(nz) == 0:
+        return np.zeros(0, itype)
+    first = np.cumsum(nz, dtype=np.int64) - nz
+    idx[0] = 0
+    idx[first[1:]] = 1 - nz[:-1]
+    return np.cumsum(idx, dtype=itype)
 
 
 def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool = True) -> jraph.GraphsTuple:
@@ -110,15 +125,15 @@ def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool 
             "numbers": np.asarray(atoms.get_atomic_numbers(), np.int32),
             "mask": np.ones(n, bool),
         },
-        edges={"offsets": nl.offsets.astype(np.int32), "mask": np.ones(e, bool)},
-        senders=nl.neighbours.astype(np.int32),
-        receivers=nl.centres.astype(np.int32),
+        edges={"offsets": nl.offsets, "mask": np.ones(e, bool)},
+        senders=nl.neighbours,
+        receivers=nl.centres,
         globals={
             "cell": cell[None],
             "pbc": pbc[None],
             "mask": np.ones(1, bool),
             "n_triplet": np.array([len(trip)], np.int32),
-            "triplets": trip.astype(np.int32),
+            "triplets": trip.astype(np.int32, copy=False),
         },
         n_node=np.array([n], np.int32),
         n_edge=np.array([e], np.int32),

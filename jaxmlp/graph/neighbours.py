@@ -28,7 +28,7 @@ class NeighbourList(NamedTuple):
 
     Attributes
     ----------
-    centres : [E] int
+    centres : [E] int32
         Index ``i`` of the centre atom (the graph's ``receivers``).
     neighbours : [E] int
         Index ``j`` of the neighbour atom (the graph's ``senders``).
@@ -69,7 +69,8 @@ def estimate_pairs(n_atoms: int, cell: np.ndarray, pbc: np.ndarray, cutoff: floa
     # density-based estimate of neighbours inside the sphere, capped by all images
     volume = abs(np.linalg.det(cell))
     if pbc.all():
-        per_atom = 4.0 / 3.0 * math.pi * (cutoff + dist.max()) ** 3 * n_atoms / volume
+        # atoms per cutoff sphere at the cell's density, with a safety margin
+        per_atom = 2.0 * 4.0 / 3.0 * math.pi * cutoff**3 * n_atoms / volume
     else:
         per_atom = n_atoms * images
     return float(n_atoms) * min(per_atom * 1.5 + 1.0, n_atoms * images)
@@ -128,11 +129,13 @@ def neighbour_list(
     i, j, shifts = calculator.compute(
         points=positions, box=box, periodic=[bool(p) for p in pbc], quantities="ijS"
     )
-    order = np.argsort(i, kind="stable")
+    if len(i) > 1 and np.any(i[1:] < i[:-1]):
+        order = np.argsort(i, kind="stable")
+        i, j, shifts = i[order], j[order], shifts[order]
     return NeighbourList(
-        centres=i[order].astype(np.int64),
-        neighbours=j[order].astype(np.int64),
-        offsets=shifts[order].astype(np.int64),
+        centres=i.astype(np.int32, copy=False),
+        neighbours=j.astype(np.int32, copy=False),
+        offsets=shifts.astype(np.int32, copy=False),
     )
 
 

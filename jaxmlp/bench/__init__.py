@@ -1,0 +1,1 @@
+"""``jaxmlp-bench``: command-line studies (cutoff, layers, locality, speed, train)."""

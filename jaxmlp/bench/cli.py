@@ -1,0 +1,118 @@
+"""``jaxmlp-bench``: cutoff, layers, locality, speed and train studies.
+
+Every subcommand runs offline on built-in default data when no data is
+given, shows progress, and writes ``<out>/<name>.json`` (+ ``.csv`` and a
+``.png`` plot) so results can be compared across runs and machines.
+
+Examples
+--------
+``jaxmlp-bench speed``                       throughput of the models vs N
+``jaxmlp-bench locality --structure x.xyz --calculator emt``
+``jaxmlp-bench cutoff --cutoffs 3 4 5``      accuracy/cost/force range vs R_c
+``jaxmlp-bench layers --layers 1 2 3``       ml-ACE accuracy/cost/range vs L
+``jaxmlp-bench train --config run.toml``     train from a config file
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+from .common import CLIError
+
+__all__ = ["main", "build_parser"]
+
+
+def _positive_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {s!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
+    return v
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {s}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jaxmlp-bench",
+        description="Layer, cutoff, locality and speed studies for jaxmlp potentials.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("Examples\n--------\n", 1)[1],
+    )
+    p.add_argument("--out", default="jaxmlp-bench-results", help="output directory (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--float32", action="store_true", help="run in float32 (default: float64)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("speed", help="energy+forces and Hessian throughput vs system size")
+    s.add_argument("--models", nargs="+", default=["lj", "morse", "hdnnp"], help="models: lj morse hdnnp mlace (default: %(default)s)")
+    s.add_argument("--sizes", nargs="+", type=_positive_int, default=[32, 108, 256], help="atoms per periodic Cu cell (rounded to fcc supercells)")
+    s.add_argument("--cutoff", type=_positive_float, default=5.0, help="cutoff in Å (default: %(default)s)")
+    s.add_argument("--hessian", action="store_true", help="also time the dense (small N) and sparse Hessians")
+    s.add_argument("--repeat", type=_positive_int, default=3)
+
+    s = sub.add_parser("cutoff", help="accuracy, cost and force range vs cutoff radius")
+    s.add_argument("--data", help="training data (extxyz, input.data, ...); default: built-in EMT Cu clusters")
+    s.add_argument("--model", default="hdnnp", choices=["hdnnp", "mlace", "morse", "lj"])
+    s.add_argument("--cutoffs", nargs="+", type=_positive_float, default=[3.5, 4.5, 5.5])
+    s.add_argument("--epochs", type=_positive_int, default=30)
+    s.add_argument("--n-structures", type=_positive_int, default=60, help="size of the built-in dataset")
+    s.add_argument("--loss", default="forces", choices=["energy", "forces", "taylor"])
+
+    s = sub.add_parser("layers", help="ml-ACE accuracy, cost and force range vs number of layers")
+    s.add_argument("--data", help="training data; default: built-in EMT Cu clusters")
+    s.add_argument("--layers", nargs="+", type=_positive_int, default=[1, 2])
+    s.add_argument("--cutoff", type=_positive_float, default=4.0)
+    s.add_argument("--epochs", type=_positive_int, default=30)
+    s.add_argument("--n-structures", type=_positive_int, default=60)
+
+    s = sub.add_parser("locality", help="Hessian locality analysis of one structure")
+    s.add_argument("--structure", help="structure file (any format ASE reads); default: a built-in alkane")
+    s.add_argument("--calculator", default="emt", help="emt | xtb | lj | morse | path to a saved jaxmlp model (default: %(default)s)")
+    s.add_argument("--index", default="0", help="frame of the structure file (default: %(default)s)")
+    s.add_argument("--delta", type=_positive_float, default=0.0025, help="finite-difference step in Å for reference Hessians")
+    s.add_argument("--bin", type=_positive_float, default=0.5, help="distance bin width in Å for the decay curve")
+    s.add_argument("--center", type=int, help="atom index for the fragment / G′ analysis (default: most central heavy atom)")
+    s.add_argument("--radii", nargs="+", type=_positive_float, help="fragment radii in Å for the G′ vs ||Δf|| series")
+
+    s = sub.add_parser("train", help="train a model from a TOML/YAML/JSON config file")
+    s.add_argument("--config", required=True, help="config file (TOML, YAML or JSON)")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    import jax
+
+    jax.config.update("jax_enable_x64", not args.float32)
+    out = pathlib.Path(args.out)
+    from . import studies
+
+    try:
+        result = getattr(studies, f"run_{args.command}")(args, out)
+    except CLIError as exc:
+        parser.exit(2, f"jaxmlp-bench: error: {exc}\n")
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        parser.exit(2, f"jaxmlp-bench: error: {type(exc).__name__}: {exc}\n")
+    for path in result.get("files", []):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Shared helpers of the ``jaxmlp-bench`` subcommands: output, data, models, timing."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pathlib
+import tempfile
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+class CLIError(Exception):
+    """A user error: printed as ``jaxmlp-bench: error: ...`` with exit code 2."""
+
+
+def write_json(path: pathlib.Path, obj: Any) -> pathlib.Path:
+    """Write ``obj`` as JSON atomically (temp file + rename)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def write_csv(path: pathlib.Path, rows: Sequence[dict]) -> pathlib.Path:
+    """Write a list of flat dicts as CSV (union of keys as columns)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in keys})
+    os.replace(tmp, path)
+    return path
+
+
+def plot_xy(path, series: dict[str, tuple[Sequence, Sequence]], xlabel: str, ylabel: str, title: str = "", logy=False, logx=False):
+    """Line plot of several ``name -> (x, y)`` series saved to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, (x, y) in series.items():
+        ax.plot(x, y, "o-", label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if logx:
+        ax.set_xscale("log")
+    if title:
+        ax.set_title(title)
+    if len(series) > 1:
+        ax.legend()
+    fig.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def time_call(fn: Callable[[], Any], repeat: int = 3, min_time: float = 0.0) -> float:
+    """Best wall time (s) of ``fn()`` after one warm-up call (compilation).
+
+    ``fn`` must block until its result is ready (use ``jax.block_until_ready``).
+    """
+    fn()
+    best = float("inf")
+    t_total = 0.0
+    k = 0
+    while k < repeat or t_total < min_time:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best = min(best, dt)
+        t_total += dt
+        k += 1
+        if k > 1000:
+            break
+    return best
+
+
+def load_structures(path: str | None, default: str, n: int, seed: int):
+    """Structures from ``path`` (any format jaxmlp or ASE reads) or a built-in dataset."""
+    from jaxmlp.data import Dataset
+
+    if path is None:
+        from jaxmlp.data.generate import default_dataset
+
+        return default_dataset(default, n=n, seed=seed)
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise CLIError(f"data file not found: {path}")
+    try:
+        return Dataset.from_file(p)
+    except ValueError as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,658 @@
+"""Sparse (blocked) analytic Hessians of local models, and finite-difference Hessians.
+
+A model whose per-atom energy ``E_i`` depends on the atoms within ``R_c`` of
+``i`` (through ``L`` message-passing layers: within ``L·R_c``) has a Hessian
+whose 3×3 blocks ``h_AB = ∂²E/∂R_A∂R_B`` vanish exactly when every image of
+``B`` is farther than ``2·L·R_c`` from ``A``.  :func:`sparse_hessian` stores
+only the blocks of the pairs that can be non-zero (:func:`hessian_pairs`), at
+a cost that grows linearly with the number of atoms.  Two exact algorithms:
+
+``"environment"`` (strictly local models, ``model.n_layers == 1``)
+    ``E = Σ_i E_i(star_i)`` where ``star_i`` is atom ``i`` with its
+    neighbours (every periodic image a node of its own).  The Hessian of each
+    ``E_i`` is a dense ``3(d_i+1)`` square; a batch of disjoint stars is
+    evaluated at once and, because the stars do not share atoms, one
+    Hessian-vector product per (neighbour slot, direction) gives that column
+    of *every* star in the batch.  The star Hessians are scatter-added into
+    the blocks of the parent atoms, so images of one atom are summed: the
+    result is the Hessian of the periodic crystal.
+``"colouring"`` (any model, e.g. ``n_layers > 1``)
+    Atoms are coloured such that two atoms of one colour never have a row in
+    common (every image farther than ``2 × 2·L·R_c`` apart).  One
+    Hessian-vector product of the whole structure per colour and direction
+    then returns the columns of all atoms of that colour without overlap.
+
+Both reproduce the dense :func:`jaxmlp.hessian` to round-off.
+
+:func:`fd_hessian` is the reference for any ASE calculator (EMT, tblite
+GFN2-xTB, :class:`jaxmlp.Calculator`): central differences of the forces,
+resumable from a checkpoint file.
+
+Units: positions Å, Hessian blocks eV/Å².  Dense Hessians are ``[3N, 3N]``,
+atom-major (row ``3·A + α``); a block ``h_AB[α, β] = ∂²E/∂R_Aα ∂R_Bβ``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import tempfile
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+from .graph.build import atoms_to_graph, build_triplets
+from .graph.neighbours import neighbour_list
+from .graph.padding import Buckets, batch_graphs
+from .models.base import Model, check_elements
+
+__all__ = ["SparseHessian", "sparse_hessian", "hessian_pairs", "fd_hessian", "fd_hessian_columns"]
+
+
+# ----------------------------------------------------------------------------
+# containers and pair lists
+# ----------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SparseHessian:
+    """Blocked Hessian ``{(A, B): h_AB}`` of the pairs that can be non-zero.
+
+    Attributes
+    ----------
+    blocks : [P, 3, 3] float, eV/Å²
+        ``blocks[p][α, β] = ∂²E/∂R_Aα ∂R_Bβ`` for ``(A, B) = pairs[p]``; for
+        periodic systems the sum over all images of ``B`` (the Hessian of the
+        infinite crystal with respect to moving an atom and all its images).
+    pairs : [P, 2] int
+        ``(A, B)``, sorted by ``A`` then ``B``; every ordered pair with some
+        image of ``B`` within ``radius`` of ``A`` (``A == B`` included), so
+        both ``(A, B)`` and ``(B, A)`` are present.
+    distances : [P] float, Å
+        Distance from ``A`` to the nearest image of ``B`` (0 for ``A == B``).
+    n_atoms : int
+    radius : float, Å
+        Radius of the pair list (``2·L·R_c`` of the model, or twice the
+        graph's largest edge if that is longer).
+    method : str
+        ``"environment"`` or ``"colouring"``.
+    n_hvp : int
+        Hessian-vector products that were evaluated (a cost measure).
+    """
+
+    blocks: np.ndarray
+    pairs: np.ndarray
+    distances: np.ndarray
+    n_atoms: int
+    radius: float
+    method: str
+    n_hvp: int = 0
+
+    @property
+    def n_pairs(self) -> int:
+        """Number of stored blocks ``P``."""
+        return int(self.pairs.shape[0])
+
+    def norms(self) -> np.ndarray:
+        """Frobenius norms ``||h_AB||`` of the stored blocks, ``[P]`` eV/Å²."""
+        return np.sqrt(np.sum(self.blocks**2, axis=(1, 2)))
+
+    def block(self, a: int, b: int) -> np.ndarray:
+        """The block ``h_ab`` ``[3, 3]`` (zeros if the pair is not stored)."""
+        n = self.n_atoms
+        if not (0 <= a < n and 0 <= b < n):
+            raise ValueError(f"atom indices ({a}, {b}) out of range for {n} atoms")
+        keys = self.pairs[:, 0].astype(np.int64) * n + self.pairs[:, 1]
+        k = np.searchsorted(keys, a * n + b)
+        if k < len(keys) and keys[k] == a * n + b:
+            return self.blocks[k].copy()
+        return np.zeros((3, 3), self.blocks.dtype)
+
+    def to_dense(self) -> np.ndarray:
+        """Dense Hessian ``[3N, 3N]`` eV/Å², atom-major (periodic images summed)."""
+        n = self.n_atoms
+        H = np.zeros((n, 3, n, 3), self.blocks.dtype)
+        H[self.pairs[:, 0], :, self.pairs[:, 1], :] = self.blocks
+        return H.reshape(3 * n, 3 * n)
+
+    def to_scipy(self):
+        """``scipy.sparse.bsr_array`` ``[3N, 3N]`` with 3×3 blocks."""
+        import scipy.sparse as sp
+
+        n = self.n_atoms
+        indptr = np.searchsorted(self.pairs[:, 0], np.arange(n + 1))
+        return sp.bsr_array((self.blocks, self.pairs[:, 1], indptr), shape=(3 * n, 3 * n))
+
+
+def _structure(system):
+    """(positions [N,3], cell [3,3], pbc [3]) of an Atoms or single-structure graph."""
+    from ase import Atoms
+
+    if isinstance(system, Atoms):
+        pbc = np.asarray(system.pbc, bool)
+        cell = np.where(pbc[:, None], system.cell.array, 0.0)
+        return np.asarray(system.positions, float), cell, pbc
+    if isinstance(system, jraph.GraphsTuple):
+        _check_single(system)
+        return (
+            np.asarray(system.nodes["positions"], float),
+            np.asarray(system.globals["cell"], float)[0],
+            np.asarray(system.globals["pbc"], bool)[0],
+        )
+    raise TypeError(f"expected ase.Atoms or jraph.GraphsTuple, got {type(system).__name__}")
+
+
+def _check_single(graph):
+    if np.asarray(graph.n_node).shape[0] != 1:
+        raise ValueError(
+            "sparse Hessians need a single unpadded structure (one graph from jaxmlp.atoms_to_graph), "
+            f"got a batch of {np.asarray(graph.n_node).shape[0]} graphs"
+        )
+    if not np.all(np.asarray(graph.nodes["mask"])) or not np.all(np.asarray(graph.edges["mask"])):
+        raise ValueError("sparse Hessians need an unpadded graph (all node and edge masks True)")
+
+
+def hessian_pairs(system, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ordered atom pairs whose Hessian block can be non-zero.
+
+    Parameters
+    ----------
+    system : ase.Atoms or GraphsTuple (single, unpadded)
+    radius : float, Å
+        Pair distance limit, e.g. ``model.interaction_range`` (``2·L·R_c``).
+
+    Returns
+    -------
+    pairs : [P, 2] int
+        ``(A, B)`` with some periodic image of ``B`` closer than ``radius``
+        to ``A``; all ``(A, A)`` included; sorted by ``A`` then ``B``.
+    distances : [P] float, Å
+        Distance to the nearest such image (0 on the diagonal).
+    """
+    if not np.isfinite(radius) or radius <= 0:
+        raise ValueError(f"radius must be a positive number of Å, got {radius!r}")
+    R, cell, pbc = _structure(system)
+    n = len(R)
+    nl = neighbour_list(R, cell, pbc, float(radius))
+    vec = R[nl.neighbours] - R[nl.centres] + nl.offsets @ cell
+    dist = np.linalg.norm(vec, axis=1)
+    keys = np.concatenate([nl.centres * n + nl.neighbours, np.arange(n) * (n + 1)])
+    dist = np.concatenate([dist, np.zeros(n)])
+    keys = keys.astype(np.int64)
+    # unique keys with the minimum distance (diagonal: 0)
+    order = np.lexsort((dist, keys))
+    keys, dist = keys[order], dist[order]
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    keys, dist = keys[first], dist[first]
+    return np.stack([keys // n, keys % n], axis=1), dist
+
+
+def _graph_of(model: Model, system):
+    from ase import Atoms
+
+    if isinstance(system, Atoms):
+        check_elements(model, system.numbers)
+        return atoms_to_graph(system, model.cutoff, triplets=model.needs_triplets)
+    if isinstance(system, jraph.GraphsTuple):
+        _check_single(system)
+        if model.needs_triplets and len(system.globals["triplets"]) == 0 and int(np.sum(system.n_edge)) > 1:
+            raise ValueError(f"model {model.name} needs a graph built with triplets=True")
+        return jax.tree_util.tree_map(np.asarray, system)
+    raise TypeError(f"sparse_hessian expects ase.Atoms or a jraph.GraphsTuple, got {type(system).__name__}")
+
+
+def _edge_vectors_np(graph) -> np.ndarray:
+    R = np.asarray(graph.nodes["positions"], float)
+    cell = np.asarray(graph.globals["cell"], float)[0]
+    S = np.asarray(graph.edges["offsets"], float)
+    return R[graph.senders] - R[graph.receivers] + S @ cell
+
+
+def _progress(iterable, enabled: bool, total: int, desc: str):
+    if not enabled:
+        return iterable
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return iterable
+    return tqdm(iterable, total=total, desc=desc)
+
+
+# ----------------------------------------------------------------------------
+# the public entry point
+# ----------------------------------------------------------------------------
+def sparse_hessian(
+    model: Model,
+    params,
+    graph,
+    method: str = "auto",
+    batch_budget: int = 4_000_000,
+    progress: bool = False,
+) -> SparseHessian:
+    """Exact blocked Hessian of a local model, cost linear in the number of atoms.
+
+    Parameters
+    ----------
+    model : jaxmlp.models.Model
+    params : pytree
+    graph : jraph.GraphsTuple or ase.Atoms
+        One unpadded structure (molecule or periodic cell of any size, also
+        smaller than ``2·R_c``); an ``ase.Atoms`` is turned into a graph with
+        ``model.cutoff``.
+    method : {"auto", "environment", "colouring"}
+        Algorithm (module docstring).  ``"auto"`` picks ``"environment"`` for
+        strictly local models (``model.n_layers == 1``), else ``"colouring"``.
+    batch_budget : int
+        Memory bound: roughly the number of (edge or triplet) × direction
+        entries pushed through the model at once.  Larger is faster until
+        memory runs out; peak memory grows about linearly with it.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    SparseHessian
+        ``.blocks [P, 3, 3]`` eV/Å², ``.pairs [P, 2]``, ``.to_dense()``
+        ``[3N, 3N]``.
+
+    Raises
+    ------
+    ValueError
+        Unknown method, ``"environment"`` for a message-passing model, a
+        batched or padded graph.
+    """
+    if method not in ("auto", "environment", "colouring"):
+        raise ValueError(f"method must be 'auto', 'environment' or 'colouring', got {method!r}")
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxmlp Model, got {type(model).__name__}")
+    if batch_budget < 1:
+        raise ValueError(f"batch_budget must be positive, got {batch_budget}")
+    g = _graph_of(model, graph)
+    if method == "auto":
+        method = "environment" if model.n_layers == 1 else "colouring"
+    if method == "environment" and model.n_layers != 1:
+        raise ValueError(
+            f"method='environment' needs a strictly local model (n_layers == 1), this one has {model.n_layers} layers; "
+            "use method='colouring'"
+        )
+    vec = _edge_vectors_np(g)
+    r_graph = float(np.max(np.linalg.norm(vec, axis=1))) if len(vec) else 0.0
+    radius = max(model.interaction_range, 2.0 * model.n_layers * r_graph) + 1e-6
+    pairs, dist = hessian_pairs(g, radius)
+    if method == "environment":
+        blocks, n_hvp = _environment_blocks(model, params, g, pairs, vec, batch_budget, progress)
+    else:
+        blocks, n_hvp = _colouring_blocks(model, params, g, pairs, radius, batch_budget, progress)
+    n = int(g.n_node[0])
+    return SparseHessian(blocks=blocks, pairs=pairs, distances=dist, n_atoms=n, radius=radius, method=method, n_hvp=n_hvp)
+
+
+# ----------------------------------------------------------------------------
+# environment (star) algorithm
+# ----------------------------------------------------------------------------
+def _star_batch(graph, vec, centres, estart, deg):
+    """One unpadded multi-graph holding the stars of ``centres`` (contiguous)."""
+    R = np.asarray(graph.nodes["positions"], float)
+    Z = np.asarray(graph.nodes["numbers"], np.int32)
+    c0, c1 = centres[0], centres[-1] + 1
+    d = deg[c0:c1]
+    n_star = c1 - c0
+    nn = d + 1
+    node_off = np.r_[0, np.cumsum(nn)[:-1]]
+    n_nodes = int(nn.sum())
+    e0, e1 = estart[c0], estart[c1]
+    edges = np.arange(e0, e1)
+    star_of_edge = np.repeat(np.arange(n_star), d)
+    local = edges - estart[c0:c1][star_of_edge]  # 0..d-1 within the star
+    senders_new = node_off[star_of_edge] + 1 + local
+    receivers_new = node_off[star_of_edge]
+
+    parent = np.empty(n_nodes, np.int64)
+    parent[node_off] = np.arange(c0, c1)
+    parent[senders_new] = graph.senders[edges]
+    pos = np.empty((n_nodes, 3), float)
+    pos[node_off] = R[c0:c1]
+    pos[senders_new] = R[graph.receivers[edges]] + vec[edges]
+    slot = np.empty(n_nodes, np.int32)
+    slot[node_off] = 0
+    slot[senders_new] = 1 + local
+    trip = build_triplets(receivers_new) if len(graph.globals["triplets"]) else np.zeros((0, 2), np.int64)
+    n_trip = d * (d - 1) // 2 if len(trip) else np.zeros(n_star, np.int64)
+    multi = jraph.GraphsTuple(
+        nodes={"positions": pos, "numbers": Z[parent], "mask": np.ones(n_nodes, bool)},
+        edges={"offsets": np.zeros((len(edges), 3), np.int32), "mask": np.ones(len(edges), bool)},
+        senders=senders_new.astype(np.int32),
+        receivers=receivers_new.astype(np.int32),
+        globals={
+            "cell": np.zeros((n_star, 3, 3)),
+            "pbc": np.zeros((n_star, 3), bool),
+            "mask": np.ones(n_star, bool),
+            "n_triplet": n_trip.astype(np.int32),
+            "triplets": trip.astype(np.int32),
+        },
+        n_node=nn.astype(np.int32),
+        n_edge=d.astype(np.int32),
+    )
+    return multi, node_off, parent, slot
+
+
+@partial(jax.jit, static_argnums=(0, 3), donate_argnums=(6,))
+def _star_step(model, params, batch, n_slot, is_centre, slot, blocks, node_index, pair_index):
+    """Hessians of the centre energies of a batch of stars, scatter-added into ``blocks``.
+
+    node_index : [S, K] batch node of slot k of star s (padding node if absent)
+    pair_index : [S, K, K] pair row of (parent(s,l), parent(s,k)) (P = discard)
+    """
+    R = batch.nodes["positions"]
+
+    def e_centres(x):
+        g = batch._replace(nodes={**batch.nodes, "positions": x})
+        e = model.apply(params, g)
+        return jnp.sum(jnp.where(is_centre, e, 0.0))
+
+    grad = jax.grad(e_centres)
+
+    def hvp(direction):  # direction = (k, α) packed as 3k + α
+        k, a = direction // 3, direction % 3
+        v = jnp.where((slot == k)[:, None] & (jnp.arange(3) == a)[None, :], 1.0, 0.0).astype(R.dtype)
+        return jax.jvp(grad, (R,), (v,))[1]  # [n_node, 3]
+
+    cols = jax.vmap(hvp)(jnp.arange(3 * n_slot))  # [3K, n_node, 3]
+    cols = cols.reshape(n_slot, 3, -1, 3)  # [k, α, node, β]
+    h = cols[:, :, node_index, :]  # [k, α, S, l, β]
+    h = jnp.transpose(h, (2, 3, 4, 0, 1))  # [S, l, β, k, α] = ∂²E/∂x_lβ ∂x_kα
+    h = jnp.transpose(h, (0, 1, 3, 2, 4))  # [S, l, k, β, α]
+    return blocks.at[pair_index.reshape(-1)].add(h.reshape(-1, 3, 3))
+
+
+def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
+    n = int(g.n_node[0])
+    P = len(pairs)
+    deg = np.bincount(np.asarray(g.receivers), minlength=n)
+    estart = np.r_[0, np.cumsum(deg)]
+    K = int(deg.max(initial=0)) + 1  # slots per star
+    triplets = len(g.globals["triplets"]) > 0
+    # work per star in (edges + triplets) × directions
+    work = (deg + (deg * (deg - 1) // 2 if triplets else 0) + 1) * 3 * K
+    # contiguous chunks of centres whose work fits the budget
+    chunks, start, acc = [], 0, 0
+    for i in range(n):
+        if acc + work[i] > batch_budget and i > start:
+            chunks.append((start, i))
+            start, acc = i, 0
+        acc += work[i]
+    if n:
+        chunks.append((start, n))
+    # one bucket for every chunk: one compilation
+    nodes = max(int((deg[a:b] + 1).sum()) for a, b in chunks)
+    edges = max(int(deg[a:b].sum()) for a, b in chunks)
+    trips = max(int((deg[a:b] * (deg[a:b] - 1) // 2).sum()) for a, b in chunks) if triplets else 0
+    stars = max(b - a for a, b in chunks)
+    buckets = Buckets(n_node=nodes + 1, n_edge=edges + 2, n_graph=stars + 1, n_triplet=trips)
+
+    keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
+    dtype = jnp.result_type(float)
+    blocks = jnp.zeros((P + 1, 3, 3), dtype)
+    n_hvp = 0
+    for a, b in _progress(chunks, progress, len(chunks), "sparse Hessian (environments)"):
+        centres = np.arange(a, b)
+        multi, node_off, parent, slot = _star_batch(g, vec, centres, estart, deg)
+        batch = batch_graphs([multi], buckets)
+        n_pad = buckets.n_node - len(parent)
+        slot_full = np.r_[slot, np.full(n_pad, -1, np.int32)]
+        is_centre = np.zeros(buckets.n_node, bool)
+        is_centre[node_off] = True
+        S = stars
+        d = deg[a:b]
+        node_index = np.full((S, K), buckets.n_node - 1, np.int64)  # a padding node
+        valid = np.zeros((S, K), bool)
+        valid[: b - a] = np.arange(K)[None, :] <= d[:, None]
+        rows, cols_ = np.nonzero(valid)
+        node_index[rows, cols_] = node_off[rows] + cols_
+        par = np.full((S, K), -1, np.int64)
+        par[rows, cols_] = parent[node_index[rows, cols_]]
+        pk = par[:, :, None] * n + par[:, None, :]
+        ok = valid[:, :, None] & valid[:, None, :]
+        idx = np.searchsorted(keys, np.where(ok, pk, 0))
+        idx = np.where(ok, idx, P)
+        if np.any(ok) and not np.all(keys[np.minimum(idx[ok], P - 1)] == pk[ok]):  # pragma: no cover - invariant
+            raise RuntimeError("internal error: a star pair is missing from the pair list")
+        blocks = _star_step(
+            model, params, batch, K, jnp.asarray(is_centre), jnp.asarray(slot_full), blocks,
+            jnp.asarray(node_index), jnp.asarray(idx),
+        )
+        n_hvp += 3 * K
+    return np.asarray(blocks[:P]), n_hvp
+
+
+# ----------------------------------------------------------------------------
+# colouring algorithm (any model)
+# ----------------------------------------------------------------------------
+def colour_atoms(system, radius: float) -> np.ndarray:
+    """Greedy colouring: atoms of one colour are farther apart than ``radius``.
+
+    Every periodic image counts.  With ``radius = 2 × 2·L·R_c`` two atoms of
+    one colour never share a non-zero Hessian row.
+
+    Returns
+    -------
+    [N] int colours ``0..n_colours-1``.
+    """
+    R, cell, pbc = _structure(system)
+    n = len(R)
+    nl = neighbour_list(R, cell, pbc, float(radius))
+    i, j = nl.centres, nl.neighbours
+    keep = i != j
+    i, j = i[keep], j[keep]
+    indptr = np.searchsorted(i, np.arange(n + 1))
+    colour = np.full(n, -1, np.int64)
+    for a in range(n):
+        used = colour[j[indptr[a] : indptr[a + 1]]]
+        used = np.unique(used[used >= 0])
+        # smallest colour not used by a neighbour
+        c = int(np.searchsorted(used - np.arange(len(used)), 1)) if len(used) else 0
+        colour[a] = c
+    return colour
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _hvp_columns(model, params, graph, V):
+    from .observables import hessian_vector_product
+
+    return hessian_vector_product(model, params, graph, V)
+
+
+def _colouring_blocks(model, params, g, pairs, radius, batch_budget, progress):
+    n = int(g.n_node[0])
+    colour = colour_atoms(g, 2.0 * radius)
+    n_col = int(colour.max(initial=-1)) + 1
+    n_dir = 3 * n_col
+    n_edge = max(int(g.n_edge[0]), 1) + len(g.globals["triplets"])
+    per = max(1, min(n_dir, batch_budget // max(n_edge, 1)))
+    dtype = jnp.result_type(float)
+    blocks = np.zeros((len(pairs), 3, 3), dtype)
+    colB = colour[pairs[:, 1]]
+    order = np.argsort(colB, kind="stable")
+    bounds = np.searchsorted(colB[order], np.arange(n_col + 1))
+    gj = jax.tree_util.tree_map(jnp.asarray, g)
+    starts = list(range(0, n_dir, per))
+    for s in _progress(starts, progress, len(starts), "sparse Hessian (colouring)"):
+        dirs = np.arange(s, s + per)  # fixed width: one compilation
+        V = np.zeros((n, 3, per))
+        ok = dirs < n_dir
+        for k in np.flatnonzero(ok):
+            c, a = divmod(int(dirs[k]), 3)
+            V[colour == c, a, k] = 1.0
+        HV = np.asarray(_hvp_columns(model, params, gj, jnp.asarray(V.reshape(3 * n, per), dtype))).reshape(n, 3, per)
+        for c in range(s // 3, min(n_col, (s + per + 2) // 3)):
+            rows = order[bounds[c] : bounds[c + 1]]
+            for a in range(3):
+                k = 3 * c + a - s
+                if 0 <= k < per:
+                    blocks[rows, :, a] = HV[pairs[rows, 0], :, k]
+    return blocks, n_dir
+
+
+# ----------------------------------------------------------------------------
+# finite differences
+# ----------------------------------------------------------------------------
+def _forces_of(atoms, calculator, positions):
+    atoms.positions = positions
+    atoms.calc = calculator
+    return np.asarray(atoms.get_forces(), float)
+
+
+def fd_hessian_columns(atoms, calculator, indices, delta: float = 0.0025) -> np.ndarray:
+    """Columns of the finite-difference Hessian for the atoms ``indices``.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms (not modified)
+    calculator : ase Calculator
+    indices : sequence of int, the displaced atoms ``B``
+    delta : float, Å
+
+    Returns
+    -------
+    [3N, 3k] eV/Å²: column ``3m + β`` is ``∂²E/∂R ∂R_{B_m β}`` from
+    ``−(F(+δ) − F(−δ)) / 2δ`` (raw, not symmetrised).
+    """
+    indices = np.asarray(indices, int).reshape(-1)
+    if np.any((indices < 0) | (indices >= len(atoms))):
+        raise ValueError(f"indices out of range for {len(atoms)} atoms: {indices.tolist()}")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive, got {delta}")
+    work = atoms.copy()
+    R0 = work.positions.copy()
+    out = np.zeros((3 * len(atoms), 3 * len(indices)))
+    for m, b in enumerate(indices):
+        for beta in range(3):
+            out[:, 3 * m + beta] = _fd_column(work, calculator, R0, int(b), beta, delta)
+    return out
+
+
+def _fd_column(work, calculator, R0, b, beta, delta):
+    p = R0.copy()
+    p[b, beta] += delta
+    fp = _forces_of(work, calculator, p)
+    p[b, beta] -= 2 * delta
+    fm = _forces_of(work, calculator, p)
+    work.positions = R0
+    return -(fp - fm).reshape(-1) / (2 * delta)
+
+
+def _atomic_save(path: pathlib.Path, **arrays):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def fd_hessian(
+    atoms,
+    calculator,
+    delta: float = 0.0025,
+    progress: bool = True,
+    checkpoint=None,
+    symmetrize: bool = True,
+    checkpoint_every: int = 1,
+) -> np.ndarray:
+    """Hessian ``[3N, 3N]`` eV/Å² by central differences of any ASE calculator's forces.
+
+    Column ``3B + β`` is ``−(F(R + δ e_Bβ) − F(R − δ e_Bβ)) / 2δ`` (6N force
+    calls in all), the procedure of FHI-aims' ``get_vibrations.py`` used by
+    Herbold & Behler (δ = 0.0025 Å).
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+        Structure (not modified; a copy is displaced).
+    calculator : ase.calculators.calculator.Calculator
+        Anything with forces: EMT, tblite's ``TBLite``, :class:`jaxmlp.Calculator`, ...
+    delta : float
+        Displacement in Å.
+    progress : bool
+        tqdm progress bar over the 3N columns.
+    checkpoint : str or path, optional
+        ``.npz`` file holding the columns done so far, rewritten atomically
+        (temporary file + rename) every ``checkpoint_every`` columns; an
+        existing file for the same structure and δ is resumed, one for a
+        different structure raises ``ValueError``.
+    symmetrize : bool
+        Return ``(H + Hᵀ) / 2`` (default) or the raw column-wise FD matrix.
+    checkpoint_every : int
+        Columns between checkpoint writes.
+
+    Returns
+    -------
+    [3N, 3N] float, eV/Å², atom-major.
+    """
+    from ase import Atoms
+
+    if not isinstance(atoms, Atoms):
+        raise TypeError(f"fd_hessian expects an ase.Atoms, got {type(atoms).__name__}")
+    if calculator is None:
+        raise ValueError("fd_hessian needs an ASE calculator")
+    if not delta > 0:
+        raise ValueError(f"delta must be positive, got {delta}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    n3 = 3 * len(atoms)
+    work = atoms.copy()
+    R0 = work.positions.copy()
+    H = np.zeros((n3, n3))
+    done = np.zeros(n3, bool)
+    path = None if checkpoint is None else pathlib.Path(checkpoint)
+    if path is not None and path.exists():
+        with np.load(path) as ck:
+            same = (
+                ck["numbers"].shape == atoms.numbers.shape
+                and np.array_equal(ck["numbers"], atoms.numbers)
+                and np.allclose(ck["positions"], R0, atol=1e-10)
+                and float(ck["delta"]) == float(delta)
+            )
+            if not same:
+                raise ValueError(
+                    f"checkpoint {path} belongs to a different structure or delta; remove it or choose another path"
+                )
+            H, done = np.array(ck["hessian"]), np.array(ck["done"])
+    todo = np.flatnonzero(~done)
+    since = 0
+    for col in _progress(todo, progress, len(todo), "FD Hessian"):
+        b, beta = divmod(int(col), 3)
+        H[:, col] = _fd_column(work, calculator, R0, b, beta, delta)
+        done[col] = True
+        since += 1
+        if path is not None and (since >= checkpoint_every or col == todo[-1]):
+            _atomic_save(path, hessian=H, done=done, numbers=atoms.numbers, positions=R0, delta=np.float64(delta))
+            since = 0
+    return 0.5 * (H + H.T) if symmetrize else H
+
+
+# ----------------------------------------------------------------------------
+# ``jaxmlp.hessian`` is both this module and the dense Hessian function of
+# :mod:`jaxmlp.observables`.  Importing the submodule rebinds the package
+# attribute to the module, so the module itself is made callable: whichever
+# object ``jaxmlp.hessian`` is, ``jaxmlp.hessian(model, params, graph)``
+# returns the dense Hessian.
+# ----------------------------------------------------------------------------
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, model, params, graph, chunk_size: int | None = 96):
+        """Dense Hessian ``[3N, 3N]`` eV/Å² (:func:`jaxmlp.observables.hessian`)."""
+        from .observables import hessian as _dense
+
+        return _dense(model, params, graph, chunk_size)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -2,6 +2,7 @@
 
 from .base import MODEL_REGISTRY, Model, build_model, check_elements, register_model, species_table
 from .pair import lennard_jones, morse
+from .mlace import mlace
 
 __all__ = [
     "Model",
@@ -12,4 +13,5 @@ __all__ = [
     "check_elements",
     "lennard_jones",
     "morse",
+    "mlace",
 ]

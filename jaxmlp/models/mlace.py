@@ -1,0 +1,310 @@
+"""Multilayer atomic cluster expansion with scalar indicators (ml-ACE).
+
+Bochkarev, Lysogorskiy, Ortner, Csányi, Drautz (2022), with one rotation
+invariant scalar indicator ``θ`` per atom and layer.
+
+Layer ``n = 0 … L−1`` on atom ``i`` (edges ``j → i`` within ``R_c``):
+
+* single-bond basis ``φ_{c l m}(σ_ji) = Σ_{q κ k} W^{(n)}_{z_i; q κ k; l c}
+  g_q(r_ji) e_κ(z_j) T_k(θ_j^{(n)}) · Y_lm(r̂_ji)`` — radial functions
+  ``g_q`` with a smooth cutoff (:func:`jaxmlp.descriptors.ace.radial_basis`),
+  a learnable element embedding ``e_κ(z_j)`` (one-hot at initialisation), the
+  Chebyshev polynomials ``T_k`` of the neighbour's indicator (layer 0 has no
+  indicator: ``T_0 = 1`` only) and real spherical harmonics from e3nn-jax.
+  The learnable radial coefficients ``W`` contract the product basis
+  ``g_q e_κ T_k`` into ``n_max`` radial channels ``c`` per ``l``, as
+  pacemaker's ``crad`` coefficients do;
+* atomic base ``A_{i c lm} = Σ_j φ_{c l m}(σ_ji) / n_avg`` (segment sum over
+  the edges of each centre; ``n_avg`` = ``avg_num_neighbors``);
+* invariant products ``B_i`` up to correlation order ν = ``max_body_order``
+  (:func:`jaxmlp.descriptors.ace.product_basis`);
+* atomic properties ``φ_i^{(p,n)} = Σ_v c̃^{(p,n)}_v B_{iv} + b^{(p,n)}_{z_i}``
+  (linear in the invariant basis);
+* hidden layers: indicator ``θ_i^{(n+1)} = tanh(φ_i^{(1,n)})``;
+  output layer: ``E_i = E0_{z_i} + F(φ_i^{(1)}, …, φ_i^{(P)})`` with
+  ``F = φ1 + Σ_{p≥2} φ_p (1 + φ_p²)^{−1/4}`` (``embedding="fs"``, a smooth,
+  sign-preserving Finnis–Sinclair square root: ``~ sign(φ)√|φ|`` for large
+  ``|φ|``, linear near 0 so Hessians stay finite) or ``F = Σ_p φ_p``
+  (``embedding="linear"``).
+
+With L layers the energy of atom i depends on atoms within ``L·R_c``, forces
+on atoms within ``2·L·R_c`` (``Model.n_layers = L``).  A 1-layer model with
+``embedding="linear"`` and one property is a linear ACE.
+
+Parameters are a plain pytree::
+
+    {"embed": [S, K], "E0": [S], "norm": [] (not trained: stop_gradient),
+     "layers": [{"radial": [S, Q·K·T_n, (l+1)·C], "coeffs": [n_B, P_n],
+                 "bias": [S, P_n]}, ...]}
+
+with S elements, Q radial functions, K = ``n_embed``, T_n = 1 for layer 0 and
+``k_max + 1`` after, C = ``max(n_max)`` channels, n_B invariants and P_n
+properties (1 for hidden layers, ``n_properties`` for the output layer).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..descriptors.ace import (
+    RADIAL_BASES,
+    chebyshev,
+    evaluate_products,
+    product_basis,
+    radial_basis,
+    spherical_harmonics,
+)
+from ..graph.ops import edge_vectors, safe_norm
+from .base import Model, register_model, species_table
+
+__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS"]
+
+EMBEDDINGS = ("fs", "linear")
+
+
+def _fs(x):
+    return x * (1.0 + x * x) ** -0.25
+
+
+def _as_list(v):
+    return int(v) if isinstance(v, (int, np.integer)) else [int(x) for x in v]
+
+
+@register_model("mlace")
+def mlace(
+    elements,
+    cutoff: float = 5.0,
+    n_layers: int = 2,
+    max_body_order: int = 3,
+    l_max=(0, 3, 2),
+    n_max=(8, 6, 4),
+    k_max: int = 3,
+    n_radial: int = 8,
+    radial_basis_kind: str = "bessel",
+    n_embed: int | None = None,
+    n_properties: int = 2,
+    embedding: str = "fs",
+    hidden_n_max=None,
+    hidden_l_max=None,
+    avg_num_neighbors: float | None = None,
+    init_scale: float = 0.1,
+) -> Model:
+    """Build a multilayer ACE model with scalar indicators.
+
+    Parameters
+    ----------
+    elements : sequence of int or str
+        Chemical elements (atomic numbers or symbols) the model knows.
+    cutoff : float, Å
+        Per-layer cutoff ``R_c``; graphs are built with it.
+    n_layers : int >= 1
+        Number of layers ``L``; ``interaction_range = 2·L·R_c``.
+    max_body_order : int in 1..4
+        Largest correlation order ν of the invariant products (ν = 3: three
+        ``A`` factors, i.e. 4-body with the centre atom).
+    l_max : int or sequence of int
+        Largest ``l`` per correlation order (order 1 always uses l = 0).
+    n_max : int or sequence of int
+        Radial channels per correlation order.
+    k_max : int >= 0
+        Largest Chebyshev order of the indicator (layers ≥ 1).
+    n_radial : int
+        Number of radial basis functions ``g_q``.
+    radial_basis_kind : {"bessel", "chebyshev"}
+    n_embed : int, optional
+        Element-embedding width K (default: number of elements).
+    n_properties : int >= 1
+        Atomic properties ``φ^{(p)}`` of the output layer.
+    embedding : {"fs", "linear"}
+        Output function F, see the module docstring.
+    hidden_n_max, hidden_l_max : optional
+        Smaller bases for the hidden (indicator) layers; default as the output layer.
+    avg_num_neighbors : float, optional
+        Normalisation ``n_avg`` of the atomic base. Default: the mean number
+        of edges per real atom of the graph passed to ``init``, stored in
+        ``params["norm"]`` (never trained).
+    init_scale : float
+        Standard deviation of the initial expansion coefficients (scaled
+        by ``1/√n_B``).
+
+    Returns
+    -------
+    Model
+        ``name="mlace"``, ``n_layers=L``, ``elements`` the atomic numbers.
+    """
+    from ase.data import atomic_numbers
+
+    try:
+        zs = tuple(int(atomic_numbers[e]) if isinstance(e, str) else int(e) for e in elements)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"elements must be atomic numbers or chemical symbols, got {elements!r}") from err
+    if len(zs) == 0 or len(set(zs)) != len(zs) or any(not 0 < z < 119 for z in zs):
+        raise ValueError(f"elements must be a non-empty list of distinct elements, got {elements!r}")
+    if not (isinstance(cutoff, (int, float)) and cutoff > 0):
+        raise ValueError(f"cutoff must be a positive number (Å), got {cutoff!r}")
+    if not (isinstance(n_layers, (int, np.integer)) and n_layers >= 1):
+        raise ValueError(f"n_layers must be an int >= 1, got {n_layers!r}")
+    if not (isinstance(k_max, (int, np.integer)) and k_max >= 0):
+        raise ValueError(f"k_max must be an int >= 0, got {k_max!r}")
+    if not (isinstance(n_radial, (int, np.integer)) and n_radial >= 1):
+        raise ValueError(f"n_radial must be an int >= 1, got {n_radial!r}")
+    if radial_basis_kind not in RADIAL_BASES:
+        raise ValueError(f"radial_basis_kind must be one of {RADIAL_BASES}, got {radial_basis_kind!r}")
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
+    if not (isinstance(n_properties, (int, np.integer)) and n_properties >= 1):
+        raise ValueError(f"n_properties must be an int >= 1, got {n_properties!r}")
+    if avg_num_neighbors is not None and not avg_num_neighbors > 0:
+        raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
+    n_species = len(zs)
+    n_embed = n_species if n_embed is None else int(n_embed)
+    if n_embed < 1:
+        raise ValueError(f"n_embed must be >= 1, got {n_embed}")
+
+    out_basis = product_basis(n_max, l_max, max_body_order)
+    hid_basis = product_basis(
+        n_max if hidden_n_max is None else hidden_n_max, l_max if hidden_l_max is None else hidden_l_max, max_body_order
+    )
+    bases = [hid_basis] * (n_layers - 1) + [out_basis]
+    n_props = [1] * (n_layers - 1) + [int(n_properties)]
+    n_T = [1] + [k_max + 1] * (n_layers - 1)
+    table = jnp.asarray(species_table(zs))
+    l_all = max(b.l_max_all for b in bases)
+    lm_to_l = np.repeat(np.arange(l_all + 1), 2 * np.arange(l_all + 1) + 1)
+
+    def _geometry(graph):
+        vec = edge_vectors(graph)
+        mask = graph.edges["mask"]
+        r = safe_norm(vec, mask)
+        inside = mask & (r < cutoff)
+        r_safe = jnp.where(inside, r, 0.5 * cutoff)
+        unit = jnp.where(inside[:, None], vec / r_safe[:, None], jnp.asarray([0.0, 0.0, 1.0], vec.dtype))
+        g = radial_basis(r_safe, cutoff, n_radial, radial_basis_kind)
+        g = jnp.where(inside[:, None], g, 0.0)
+        return g, spherical_harmonics(unit, l_all)
+
+    def init(key, graph):
+        if key is None:
+            raise TypeError("mlace.init needs a jax.random key")
+        if graph is None:
+            raise TypeError("mlace.init needs an example graph (for the atomic-base normalisation)")
+        if avg_num_neighbors is None:
+            nodes = max(int(np.sum(np.asarray(graph.nodes["mask"]))), 1)
+            norm = max(float(np.sum(np.asarray(graph.edges["mask"]))) / nodes, 1.0)
+        else:
+            norm = float(avg_num_neighbors)
+        keys = jax.random.split(key, 2 * n_layers + 1)
+        embed = jnp.eye(n_species, n_embed) + 0.1 * jax.random.normal(keys[-1], (n_species, n_embed))
+        layers = []
+        for n in range(n_layers):
+            b = bases[n]
+            fan_in = n_radial * n_embed * n_T[n]
+            C, lb = b.n_channels, b.l_max_all
+            radial = jax.random.normal(keys[2 * n], (n_species, fan_in, (lb + 1) * C)) / math.sqrt(fan_in)
+            coeffs = init_scale * jax.random.normal(keys[2 * n + 1], (b.size, n_props[n])) / math.sqrt(b.size)
+            layers.append({"radial": radial, "coeffs": coeffs, "bias": jnp.zeros((n_species, n_props[n]))})
+        return {"embed": embed, "E0": jnp.zeros(n_species), "norm": jnp.asarray(norm), "layers": layers}
+
+    def layer_outputs(params, graph):
+        """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
+        g, Y = _geometry(graph)
+        dtype = g.dtype
+        n_nodes = graph.nodes["positions"].shape[0]
+        s = jnp.maximum(table[graph.nodes["numbers"]], 0)
+        s_i, s_j = s[graph.receivers], s[graph.senders]
+        e_j = params["embed"].astype(dtype)[s_j]  # [E, K]
+        ge = (g[:, :, None] * e_j[:, None, :]).reshape(g.shape[0], -1)  # [E, Q·K]
+        norm = jax.lax.stop_gradient(params["norm"]).astype(dtype)
+        theta = None
+        outs = []
+        for n, layer in enumerate(params["layers"]):
+            b = bases[n]
+            C, lb = b.n_channels, b.l_max_all
+            nlm = (lb + 1) ** 2
+            if n == 0:
+                u = ge
+            else:
+                T = chebyshev(theta[graph.senders], k_max)  # [E, k+1]
+                u = (ge[:, :, None] * T[:, None, :]).reshape(ge.shape[0], -1)
+            W = layer["radial"].astype(dtype)  # [S, F, (lb+1)·C]
+            if n_species == 1:
+                R = u @ W[0]
+            else:
+                R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
+                R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
+            R = R.reshape(-1, lb + 1, C)[:, lm_to_l[:nlm], :]  # [E, nlm, C]
+            phi = R * Y[:, :nlm, None]
+            A = jax.ops.segment_sum(phi, graph.receivers, num_segments=n_nodes) / norm  # [N, nlm, C]
+            B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
+            props = B @ layer["coeffs"].astype(dtype) + layer["bias"].astype(dtype)[s]
+            outs.append(props)
+            theta = jnp.tanh(props[:, 0])
+        return outs
+
+    def apply(params, graph):
+        props = layer_outputs(params, graph)[-1]
+        s = jnp.maximum(table[graph.nodes["numbers"]], 0)
+        if embedding == "fs":
+            e = props[:, 0] + jnp.sum(_fs(props[:, 1:]), axis=1)
+        else:
+            e = jnp.sum(props, axis=1)
+        return e + params["E0"].astype(e.dtype)[s]
+
+    config = dict(
+        elements=list(zs),
+        cutoff=float(cutoff),
+        n_layers=int(n_layers),
+        max_body_order=int(max_body_order),
+        l_max=_as_list(l_max),
+        n_max=_as_list(n_max),
+        k_max=int(k_max),
+        n_radial=int(n_radial),
+        radial_basis_kind=radial_basis_kind,
+        n_embed=int(n_embed),
+        n_properties=int(n_properties),
+        embedding=embedding,
+        hidden_n_max=None if hidden_n_max is None else _as_list(hidden_n_max),
+        hidden_l_max=None if hidden_l_max is None else _as_list(hidden_l_max),
+        avg_num_neighbors=None if avg_num_neighbors is None else float(avg_num_neighbors),
+        init_scale=float(init_scale),
+    )
+    model = Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers))
+    _LAYERS[model] = (layer_outputs, bases)
+    return model
+
+
+_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def mlace_layers(model: Model, params, graph):
+    """Per-layer atomic properties and bases of an ml-ACE model (analysis).
+
+    Parameters
+    ----------
+    model : Model built by :func:`mlace`
+    params : its parameter pytree
+    graph : GraphsTuple
+
+    Returns
+    -------
+    props : list of [N, P_n] arrays
+        ``φ^{(p,n)}`` of each layer; the indicator of layer n+1 is
+        ``tanh(props[n][:, 0])``.
+    """
+    entry = _LAYERS.get(model) if isinstance(model, Model) else None
+    if entry is None:
+        raise TypeError(f"mlace_layers needs a model built by jaxmlp.models.mlace, got {model!r}")
+    return entry[0](params, graph)
+
+
+def basis_sizes(model: Model) -> list:
+    """Number of invariant basis functions of each layer of an ml-ACE model."""
+    entry = _LAYERS.get(model) if isinstance(model, Model) else None
+    if entry is None:
+        raise TypeError(f"basis_sizes needs a model built by jaxmlp.models.mlace, got {model!r}")
+    return [b.size for b in entry[1]]

@@ -50,9 +50,11 @@ class Calculator(_ASECalculator):
         Extra neighbour-list radius in Å; the graph is rebuilt when an atom
         moved more than ``skin / 2``.
 
+    Notes
+    -----
     Properties: ``energy``, ``free_energy``, ``energies``, ``forces``,
     ``stress`` (3-D periodic cells only) and the Hessian via
-    :meth:`get_hessian`.
+    ``get_hessian``.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]

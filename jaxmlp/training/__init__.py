@@ -1,0 +1,40 @@
+"""Training: losses, Taylor-expansion force data, the jitted multi-device loop, metrics.
+
+Quick start::
+
+    from jaxmlp.training import TrainConfig, train, evaluate
+    params, history = train(model, train_set, valid_set, TrainConfig(loss="forces", epochs=50))
+    print(evaluate(model, params, test_set))
+"""
+
+from .checkpoint import CheckpointManager
+from .config import TrainConfig
+from .losses import energy_loss, force_loss, loss, loss_sums, penalty, stress_loss
+from .loop import data_mesh, device_batches, make_eval_step, make_optimiser, make_train_step, train
+from .metrics import evaluate, learning_curve_plot, nve_energy_drift, parity_plot, force_angle_errors
+from .taylor import taylor_augment, taylor_displacements, taylor_energy
+
+__all__ = [
+    "TrainConfig",
+    "train",
+    "make_optimiser",
+    "make_train_step",
+    "make_eval_step",
+    "device_batches",
+    "data_mesh",
+    "CheckpointManager",
+    "loss",
+    "loss_sums",
+    "penalty",
+    "energy_loss",
+    "force_loss",
+    "stress_loss",
+    "taylor_displacements",
+    "taylor_energy",
+    "taylor_augment",
+    "evaluate",
+    "force_angle_errors",
+    "parity_plot",
+    "learning_curve_plot",
+    "nve_energy_drift",
+]

@@ -1,0 +1,404 @@
+"""The training loop: one jitted, data-parallel ``train_step`` for every model.
+
+Data parallelism
+----------------
+All devices form a 1-D :class:`jax.sharding.Mesh` with axis ``"data"``.  Each
+step takes ``D`` padded sub-batches (one per device, the same bucket sizes)
+stacked on a leading axis that is sharded over ``"data"``
+(``NamedSharding(mesh, P("data"))``); parameters and optimiser state are
+replicated (``P()``).  The step computes, per sub-batch, the weighted loss
+numerator ``Σ_g w_g ℓ_g`` and the weight ``Σ_g w_g`` (:func:`loss_sums`),
+sums both over devices and divides, so the loss (and its gradient) is the
+weighted mean over all *real* structures of the global batch no matter how
+they are spread over devices and padding.  XLA inserts the all-reduce.  One
+device is the same code path with ``D = 1``; with ``batch_size`` divisible
+by ``D`` and the same seed, 1 and ``D`` devices see the same global batches
+and give the same parameters up to floating-point summation order.
+
+Multi-host (documented, not tested here): call ``jax.distributed.initialize()``
+in every process before :func:`train`.  The mesh then spans
+``jax.devices()`` of all hosts; every process iterates the same shuffled
+order and keeps the sub-batches of its own local devices, which
+``jax.make_array_from_process_local_data`` assembles into global arrays.
+Checkpoints are written by orbax collectively (all processes call save).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from ..models.base import Model, check_elements
+from .checkpoint import CheckpointManager
+from .config import TrainConfig
+from .losses import loss_sums
+
+__all__ = ["train", "make_optimiser", "make_train_step", "make_eval_step", "device_batches", "data_mesh"]
+
+
+# ----------------------------------------------------------------- plumbing
+
+
+def data_mesh(devices=None) -> Mesh:
+    """1-D mesh ``("data",)`` over ``devices`` (default: all devices of all processes)."""
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def _stack(batches):
+    return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *batches)
+
+
+def _zero_weight(batch):
+    return batch._replace(weight=np.zeros_like(batch.weight))
+
+
+def device_batches(dataset, cutoff: float, buckets, n_devices: int, per_device: int, shuffle: bool, seed: int,
+                   triplets: bool = False) -> Iterator[Any]:
+    """One epoch of global batches: ``n_devices`` padded sub-batches stacked on axis 0.
+
+    Parameters
+    ----------
+    dataset : jaxmlp.data.Dataset
+    cutoff : float
+        Graph cutoff, Å.
+    buckets : Buckets
+        Sizes of one sub-batch.
+    n_devices, per_device : int
+        Sub-batches per step and structures per sub-batch.
+    shuffle, seed
+        Epoch order (``numpy.random.default_rng(seed)`` permutation).
+    triplets : bool
+
+    Yields
+    ------
+    Batch
+        Every leaf has a leading axis of length ``n_devices``; a final
+        incomplete group is filled with zero-weight copies (they add nothing
+        to loss or gradient).
+    """
+    group = []
+    for b in dataset.batches(cutoff, buckets=buckets, batch_size=per_device, shuffle=shuffle, seed=seed, triplets=triplets):
+        group.append(b)
+        if len(group) == n_devices:
+            yield _stack(group)
+            group = []
+    if group:
+        group += [_zero_weight(group[0])] * (n_devices - len(group))
+        yield _stack(group)
+
+
+def _put(tree, sharding, n_local: int, process: int):
+    """Place a host batch stacked over all devices onto the mesh."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    lo, hi = process * n_local, (process + 1) * n_local
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x[lo:hi]), tree)
+
+
+def make_optimiser(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The optax transformation described by ``config``.
+
+    Adam uses the schedule (constant, cosine decay to ``decay_rate·lr`` over
+    all steps, or exponential decay by ``decay_rate`` per epoch) after an
+    optional linear warm-up, and optional global-norm clipping.  L-BFGS is
+    ``optax.lbfgs()`` (zoom line search, memory 10).
+    """
+    if config.optimiser == "lbfgs":
+        return optax.lbfgs()
+    total = max(config.epochs * steps_per_epoch, 1)
+    warm = config.warmup_epochs * steps_per_epoch
+    lr = config.learning_rate
+    if config.schedule == "constant":
+        sched = optax.constant_schedule(lr)
+    elif config.schedule == "cosine":
+        sched = optax.cosine_decay_schedule(lr, decay_steps=max(total - warm, 1), alpha=config.decay_rate)
+    else:
+        sched = optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=config.decay_rate)
+    if warm > 0:
+        sched = optax.join_schedules([optax.linear_schedule(0.0, lr, warm), sched], [warm])
+    parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
+    return optax.chain(*parts, optax.adam(sched))
+
+
+def _loss_kwargs(config: TrainConfig) -> dict:
+    return dict(kappa=config.kappa, variant=config.variant, huber_delta=config.huber_delta, stress_weight=config.stress_weight)
+
+
+def _global_loss(model, kind, kwargs):
+    def f(params, batch):
+        nums, dens, aux = jax.vmap(lambda b: loss_sums(model, params, b, kind=kind, **kwargs))(batch)
+        den = jnp.sum(dens)
+        aux = jax.tree.map(jnp.sum, aux)
+        aux["weight"] = den
+        aux["numerator"] = jnp.sum(nums)
+        return jnp.sum(nums) / jnp.maximum(den, 1e-30), aux
+
+    return f
+
+
+def make_train_step(model: Model, optimiser: optax.GradientTransformation, config: TrainConfig, mesh: Mesh) -> Callable:
+    """Jitted ``(params, opt_state, batch) -> (params, opt_state, stats)``.
+
+    ``batch`` is a stacked global batch (see :func:`device_batches`) sharded
+    over ``mesh``; params and optimiser state are replicated.  ``stats``
+    holds the batch's loss numerator and weight and squared-error sums.
+    """
+    kind = "energy" if config.loss == "taylor" else config.loss
+    f = _global_loss(model, kind, _loss_kwargs(config))
+    lbfgs = config.optimiser == "lbfgs"
+
+    def step(params, opt_state, batch):
+        (value, aux), grads = jax.value_and_grad(f, has_aux=True)(params, batch)
+        if lbfgs:
+            updates, opt_state = optimiser.update(
+                grads, opt_state, params, value=value, grad=grads, value_fn=lambda p: f(p, batch)[0]
+            )
+        else:
+            updates, opt_state = optimiser.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return params, opt_state, aux
+
+    repl = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(step, in_shardings=(repl, repl, data), out_shardings=(repl, repl, repl))
+
+
+def make_eval_step(model: Model, config: TrainConfig, mesh: Mesh) -> Callable:
+    """Jitted ``(params, batch) -> stats`` with the selection loss and force errors.
+
+    The selection loss is the training loss for ``loss="forces"`` and the
+    per-atom energy loss for ``"energy"``/``"taylor"`` (validation data are
+    never Taylor-augmented).  Force squared errors are always computed.
+    """
+    kwargs = _loss_kwargs(config)
+    kind = "forces" if config.loss == "forces" else "energy"
+    sel = _global_loss(model, kind, kwargs)
+    mon = _global_loss(model, "forces", {**kwargs, "kappa": 1.0, "stress_weight": 0.0})
+
+    def step(params, batch):
+        _, aux = sel(params, batch)
+        if kind != "forces":
+            _, aux_f = mon(params, batch)
+            aux["se_forces"] = aux_f["se_forces"]
+            aux["n_force_components"] = aux_f["n_force_components"]
+        return aux
+
+    repl = NamedSharding(mesh, P())
+    data = NamedSharding(mesh, P("data"))
+    return jax.jit(step, in_shardings=(repl, data), out_shardings=repl)
+
+
+# ----------------------------------------------------------------- checks
+
+
+def _check_dataset(ds, name, model):
+    from jaxmlp.data import Dataset
+
+    if not isinstance(ds, Dataset):
+        raise TypeError(f"{name} must be a jaxmlp.data.Dataset, got {type(ds).__name__}")
+    if len(ds) == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.isfinite(ds.energy).all() or not all(np.isfinite(f).all() for f in ds.forces):
+        raise ValueError(f"{name} has NaN or infinite targets")
+    if not (np.asarray(ds.weight) > 0).any():
+        raise ValueError(f"{name} has no structure with a positive weight")
+    for z in ds.elements:
+        check_elements(model, [z])
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+def _write_log(path: str, history: list[dict]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as fh:
+        if path.endswith(".csv"):
+            keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(history)
+        else:
+            json.dump(history, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _finish(sums: dict) -> dict:
+    out = {}
+    w = float(sums.get("weight", 0.0))
+    out["loss"] = float(sums["numerator"]) / w if w > 0 else float("nan")
+    n = float(sums.get("n_structures", 0))
+    if n > 0:
+        out["energy_rmse"] = math.sqrt(float(sums["se_energy_per_atom"]) / n)
+    if float(sums.get("n_force_components", 0)) > 0:
+        out["force_rmse"] = math.sqrt(float(sums["se_forces"]) / float(sums["n_force_components"]))
+    return out
+
+
+def _accumulate(total: dict, aux: dict) -> None:
+    for k, v in jax.device_get(aux).items():
+        total[k] = total.get(k, 0.0) + np.asarray(v, np.float64)
+
+
+# ----------------------------------------------------------------- train
+
+
+def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any = None,
+          callback: Callable[[int, dict], Any] | None = None) -> tuple[Any, list[dict]]:
+    """Fit ``model`` to ``train_set``; return the best-validation parameters and the history.
+
+    Parameters
+    ----------
+    model : jaxmlp.models.Model
+        Any model of the family (pair potentials, HDNNP, ml-ACE, ...).
+    train_set : jaxmlp.data.Dataset
+        Structures with energy (eV) and forces (eV/Å).  With
+        ``config.loss == "taylor"`` it is first extended by
+        :func:`jaxmlp.training.taylor_augment` (``config.a``,
+        ``config.delta``, ``config.strategy``; key from ``config.seed``).
+    valid_set : jaxmlp.data.Dataset or None
+        Evaluated after every epoch; its selection loss (see
+        :func:`make_eval_step`) picks the returned parameters and drives
+        early stopping.  ``None`` selects on the training loss.
+    config : TrainConfig
+    params : pytree, optional
+        Starting parameters (default ``model.init(PRNGKey(seed), graph)``).
+    callback : callable ``(epoch, record) -> Any``, optional
+        Called after every epoch (after the checkpoint is written); an
+        exception raised there stops training (used to simulate
+        interruptions).
+
+    Returns
+    -------
+    params : pytree
+        Parameters of the epoch with the lowest validation selection loss.
+    history : list of dict
+        One record per epoch: ``epoch``, ``train_loss``,
+        ``train_energy_rmse`` (eV/atom), ``train_force_rmse`` (eV/Å, for
+        ``loss="forces"``), ``valid_loss``, ``valid_energy_rmse``,
+        ``valid_force_rmse``, ``time`` (s, wall time of the epoch's steps),
+        ``valid_time`` (s), ``n_train`` (structures incl. Taylor ones).
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad config, wrong dataset types, empty datasets, NaN targets or
+        elements the model does not know.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a jaxmlp.models.Model, got {type(model).__name__}")
+    _check_dataset(train_set, "train_set", model)
+    if valid_set is not None:
+        _check_dataset(valid_set, "valid_set", model)
+
+    root = jax.random.PRNGKey(config.seed)
+    k_init, k_taylor = jax.random.split(root)
+    if config.loss == "taylor":
+        from .taylor import taylor_augment
+
+        train_set = taylor_augment(train_set, strategy=config.strategy, delta=config.delta, a=config.a, key=k_taylor)
+
+    mesh = data_mesh()
+    n_dev = mesh.devices.size
+    n_local, process = jax.local_device_count(), jax.process_index()
+    per_dev = -(-config.batch_size // n_dev)
+    trip = bool(model.needs_triplets)
+    cutoff = model.cutoff
+    buckets = config.buckets if config.buckets is not None else train_set.buckets(cutoff, per_dev, trip)
+    v_buckets = None if valid_set is None else valid_set.buckets(cutoff, per_dev, trip)
+    steps_per_epoch = -(-len(train_set) // (per_dev * n_dev))
+
+    data_sharding = NamedSharding(mesh, P("data"))
+    repl = NamedSharding(mesh, P())
+    if params is None:
+        first = next(train_set.batches(cutoff, buckets=buckets, batch_size=per_dev, shuffle=False, triplets=trip))
+        params = model.init(k_init, jax.tree.map(jnp.asarray, first.graph))
+    optimiser = make_optimiser(config, steps_per_epoch)
+    opt_state = optimiser.init(params)
+    train_step = make_train_step(model, optimiser, config, mesh)
+    eval_step = make_eval_step(model, config, mesh)
+
+    state = {
+        "params": params,
+        "opt_state": opt_state,
+        "best_params": params,
+        "best_valid": np.asarray(np.inf),
+        "epoch": np.asarray(0),
+        "bad_epochs": np.asarray(0),
+    }
+    history: list[dict] = []
+    ckpt = CheckpointManager(config.checkpoint_dir, config.keep_checkpoints) if config.checkpoint_dir else None
+    stopped = False
+    if ckpt is not None and ckpt.latest_step is not None:
+        state, meta = ckpt.restore(state)
+        history = list(meta.get("history", []))
+        stopped = bool(meta.get("stopped", False))
+    state["params"] = jax.device_put(state["params"], repl)
+    state["opt_state"] = jax.device_put(state["opt_state"], repl)
+
+    start = int(state["epoch"])
+    epochs = range(start, config.epochs)
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, initial=start, total=config.epochs, desc=f"train[{config.loss}]")
+    for epoch in ([] if stopped else epochs):
+        t0 = time.perf_counter()
+        sums: dict = {}
+        for batch in device_batches(train_set, cutoff, buckets, n_dev, per_dev, config.shuffle,
+                                    _epoch_seed(config.seed, epoch), trip):
+            batch = _put(batch, data_sharding, n_local, process)
+            state["params"], state["opt_state"], aux = train_step(state["params"], state["opt_state"], batch)
+            _accumulate(sums, aux)
+        jax.block_until_ready(state["params"])
+        t1 = time.perf_counter()
+        record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in _finish(sums).items()}, "time": t1 - t0,
+                  "n_train": len(train_set)}
+        if valid_set is not None:
+            vsums: dict = {}
+            for batch in device_batches(valid_set, cutoff, v_buckets, n_dev, per_dev, False, 0, trip):
+                _accumulate(vsums, eval_step(state["params"], _put(batch, data_sharding, n_local, process)))
+            record.update({f"valid_{k}": v for k, v in _finish(vsums).items()})
+            record["valid_time"] = time.perf_counter() - t1
+            score = record["valid_loss"]
+        else:
+            score = record["train_loss"]
+        if not math.isfinite(score):
+            raise FloatingPointError(f"epoch {epoch + 1}: loss became {score} (learning rate too large?)")
+        if score < float(state["best_valid"]):
+            state["best_valid"] = np.asarray(score)
+            state["best_params"] = jax.device_get(state["params"])
+            state["bad_epochs"] = np.asarray(0)
+        else:
+            state["bad_epochs"] = np.asarray(int(state["bad_epochs"]) + 1)
+        state["epoch"] = np.asarray(epoch + 1)
+        history.append(record)
+        stopped = config.patience is not None and int(state["bad_epochs"]) >= config.patience
+        if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or stopped or epoch + 1 == config.epochs):
+            ckpt.save(epoch + 1, state, {"history": history, "stopped": stopped, "config": config.to_dict(),
+                                         "model": {"name": model.name, "config": model.config}})
+        if config.log_file:
+            _write_log(config.log_file, history)
+        if config.progress:
+            epochs.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith(("loss", "rmse"))})
+        if callback is not None:
+            callback(epoch + 1, record)
+        if stopped:
+            break
+    if ckpt is not None:
+        ckpt.close()
+    best = state["best_params"] if math.isfinite(float(state["best_valid"])) else state["params"]
+    return jax.device_get(best), history

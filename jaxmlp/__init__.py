@@ -8,6 +8,8 @@ energy, the Hessian locality test, and force-training studies.
 from . import graph, models, observables
 from .calculator import Calculator
 from .graph import Buckets, atoms_to_graph, batch_graphs, suggest_buckets
+from .hessian import SparseHessian, fd_hessian, hessian_pairs, sparse_hessian  # before .observables: jaxmlp.hessian stays the dense function
+from . import analysis, fragments, locality
 from .observables import (
     energy,
     energy_and_forces,
@@ -38,4 +40,11 @@ __all__ = [
     "per_atom_energies",
     "hessian",
     "hessian_vector_product",
+    "SparseHessian",
+    "sparse_hessian",
+    "hessian_pairs",
+    "fd_hessian",
+    "analysis",
+    "locality",
+    "fragments",
 ]

@@ -2,6 +2,7 @@
 
 from .base import MODEL_REGISTRY, Model, build_model, check_elements, register_model, species_table
 from .pair import lennard_jones, morse
+from .hdnnp import fit_reference_energies, hdnnp
 from .mlace import mlace
 
 __all__ = [
@@ -13,5 +14,7 @@ __all__ = [
     "check_elements",
     "lennard_jones",
     "morse",
+    "hdnnp",
+    "fit_reference_energies",
     "mlace",
 ]

@@ -1,0 +1,754 @@
+"""Atom-centred symmetry functions (ACSF) in n2p2's conventions.
+
+Supported types (n2p2 ``symfunction_short`` numbering; lengths in the unit of
+the graph, Å in jaxmlp):
+
+* **2** radial ``G = Σ_j exp(−η (r_ij − r_s)²) f_c(r_ij)`` over neighbours
+  ``j`` of element ``e1``;
+* **3** narrow angular ``G = 2^(1−ζ) Σ_{j<k} (1 + λ cos θ_ijk)^ζ
+  exp(−η[(r_ij−r_s)² + (r_ik−r_s)² + (r_jk−r_s)²]) f_c(r_ij) f_c(r_ik) f_c(r_jk)``
+  over unordered neighbour pairs with elements ``{e1, e2}``; terms with
+  ``1 + λ cos θ ≤ 0`` are 0;
+* **9** wide angular: type 3 without the ``r_jk`` terms;
+* **20** compact radial ``G = Σ_j c_r(r_ij)`` with ``c_r`` a compact core
+  function on ``(r_l, r_c)``;
+* **22** compact wide angular ``G = Σ_{j<k} c_r(r_ij) c_r(r_ik) c_a(θ_ijk)``
+  with ``c_a`` the (always symmetric) core function of the angle on
+  ``[θ_l, θ_r]`` (degrees in the spec, radians inside).
+
+Compact subtypes are ``"p1"``–``"p4"`` (polynomials), ``"p1a"``–``"p4a"``
+(asymmetric radial polynomial), ``"c"`` (cosine) and ``"e"`` (exponential).
+Types 2/3/9 share one global cutoff function (``cutoff_type``, ``α``), as in
+n2p2.
+
+Functions are specified as plain dicts (JSON-able) made by the helpers
+:func:`radial`, :func:`angular_narrow`, :func:`angular_wide`,
+:func:`compact_radial`, :func:`compact_angular` or the generators
+:func:`radial_grid`, :func:`angular_set`.  Per centre element they are
+sorted in n2p2's order, which is the network input order and the row order
+of n2p2's ``scaling.data``.
+
+Evaluation (:class:`ACSF`) works on jaxmlp graphs built with
+``triplets=True``: all functions of all elements are evaluated at once per
+edge ``[E, K_r]`` and per triplet ``[T, K_a]`` with small parameter tables
+gathered by (centre element, neighbour element(s)), then reduced with
+segment sums — no Python loop over atoms, jittable, padding-safe.  Large
+triplet sets are processed in checkpointed chunks so memory stays linear.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+from ..graph.ops import edge_vectors, safe_norm
+from .cutoffs import CORE_TYPES, compact_function, cutoff_function, cutoff_type_id, cutoff_type_name
+
+__all__ = [
+    "ACSF",
+    "radial",
+    "angular_narrow",
+    "angular_wide",
+    "compact_radial",
+    "compact_angular",
+    "radial_grid",
+    "angular_set",
+    "sort_functions",
+    "SCALING_MODES",
+    "scale_features",
+]
+
+RADIAL_TYPES = (2, 20)
+ANGULAR_TYPES = (3, 9, 22)
+SCALING_MODES = ("none", "scale", "center", "scalecenter", "sigma")
+
+
+# ---------------------------------------------------------------------------
+# specifications
+# ---------------------------------------------------------------------------
+
+
+def _symbol(e) -> str:
+    if isinstance(e, str):
+        if e not in atomic_numbers or atomic_numbers[e] == 0:
+            raise ValueError(f"unknown element symbol {e!r}")
+        return e
+    if isinstance(e, bool):
+        raise TypeError(f"element must be a symbol or an atomic number, got {e!r}")
+    try:
+        z = int(e)
+    except (TypeError, ValueError):
+        raise TypeError(f"element must be a symbol or an atomic number, got {e!r}") from None
+    if not 1 <= z < len(chemical_symbols):
+        raise ValueError(f"atomic number out of range: {z}")
+    return chemical_symbols[z]
+
+
+def _pos(name, value):
+    v = float(value)
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return v
+
+
+def _nonneg(name, value):
+    v = float(value)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be >= 0 and finite, got {value}")
+    return v
+
+
+def _subtype(s):
+    if not isinstance(s, str) or not s:
+        raise ValueError(f"compact subtype must be a string such as 'p2' or 'p2a', got {s!r}")
+    core, asym = (s[:-1], True) if s.endswith("a") else (s, False)
+    if core not in CORE_TYPES or (asym and not core.startswith("p")):
+        raise ValueError(f"unknown compact subtype {s!r}; use one of {CORE_TYPES} (polynomials may end in 'a')")
+    return s
+
+
+def radial(center, neighbor, eta: float, rc: float, rs: float = 0.0) -> dict:
+    """Radial symmetry function, n2p2 type 2.
+
+    Parameters
+    ----------
+    center, neighbor : str or int
+        Centre element and neighbour element.
+    eta : float
+        Gaussian width parameter, 1/length².
+    rc : float
+        Cutoff radius, length.
+    rs : float
+        Gaussian centre, length.
+
+    Returns
+    -------
+    dict
+        JSON-able specification.
+    """
+    return _canonical({"type": 2, "center": center, "e1": neighbor, "eta": eta, "rs": rs, "rc": rc})
+
+
+def _angular(kind, center, neighbors, eta, lambda_, zeta, rc, rs):
+    if len(neighbors) != 2:
+        raise ValueError(f"angular functions need two neighbour elements, got {neighbors!r}")
+    return _canonical(
+        {"type": kind, "center": center, "e1": neighbors[0], "e2": neighbors[1], "eta": eta,
+         "lambda": lambda_, "zeta": zeta, "rc": rc, "rs": rs}
+    )
+
+
+def angular_narrow(center, neighbors, eta: float, lambda_: float, zeta: float, rc: float, rs: float = 0.0) -> dict:
+    """Narrow angular symmetry function, n2p2 type 3 (includes ``r_jk``).
+
+    Parameters
+    ----------
+    center : str or int
+    neighbors : pair of str or int
+        Elements of the two neighbours (order irrelevant).
+    eta : float, 1/length²
+    lambda_ : float, usually ±1
+    zeta : float, ≥ 1
+    rc : float, length
+    rs : float, length
+
+    Returns
+    -------
+    dict
+    """
+    return _angular(3, center, neighbors, eta, lambda_, zeta, rc, rs)
+
+
+def angular_wide(center, neighbors, eta: float, lambda_: float, zeta: float, rc: float, rs: float = 0.0) -> dict:
+    """Wide angular symmetry function, n2p2 type 9 (no ``r_jk`` terms).
+
+    Parameters as :func:`angular_narrow`.
+    """
+    return _angular(9, center, neighbors, eta, lambda_, zeta, rc, rs)
+
+
+def compact_radial(center, neighbor, rl: float, rc: float, subtype: str = "p2") -> dict:
+    """Compact radial symmetry function, n2p2 type 20.
+
+    Parameters
+    ----------
+    center, neighbor : str or int
+    rl, rc : float
+        Support ``(rl, rc)`` in length units; ``rl`` may be negative
+        (``rl = −rc`` centres the core function at 0).
+    subtype : str
+        ``"p1"``–``"p4"``, ``"p1a"``–``"p4a"``, ``"c"`` or ``"e"``.
+
+    Returns
+    -------
+    dict
+    """
+    return _canonical({"type": 20, "center": center, "e1": neighbor, "rl": rl, "rc": rc, "subtype": subtype})
+
+
+def compact_angular(center, neighbors, rl: float, rc: float, angle_left: float, angle_right: float, subtype: str = "p2") -> dict:
+    """Compact wide angular symmetry function, n2p2 type 22.
+
+    Parameters
+    ----------
+    center : str or int
+    neighbors : pair of str or int
+    rl, rc : float
+        Radial support (length).
+    angle_left, angle_right : float
+        Angular support in degrees (n2p2 rules: inside [0, 180] unless
+        centred at 0 or 180; width ≤ 360).
+    subtype : str
+        As :func:`compact_radial`; the angular core is always symmetric.
+
+    Returns
+    -------
+    dict
+    """
+    if len(neighbors) != 2:
+        raise ValueError(f"angular functions need two neighbour elements, got {neighbors!r}")
+    return _canonical(
+        {"type": 22, "center": center, "e1": neighbors[0], "e2": neighbors[1], "rl": rl, "rc": rc,
+         "angle_left": angle_left, "angle_right": angle_right, "subtype": subtype}
+    )
+
+
+def _canonical(sf: Mapping) -> dict:
+    """Validate a specification and return it with canonical keys and types."""
+    if not isinstance(sf, Mapping):
+        raise TypeError(f"a symmetry function must be a dict, got {type(sf).__name__}")
+    try:
+        t = int(sf["type"])
+    except KeyError:
+        raise ValueError(f"symmetry function without 'type': {dict(sf)}") from None
+    try:
+        out = {"type": t, "center": _symbol(sf["center"]), "e1": _symbol(sf["e1"])}
+        if t == 2:
+            out.update(eta=_nonneg("eta", sf["eta"]), rs=float(sf.get("rs", 0.0)), rc=_pos("rc", sf["rc"]))
+        elif t in (3, 9):
+            e2 = _symbol(sf["e2"])
+            a, b = sorted([out["e1"], e2], key=lambda s: atomic_numbers[s])
+            zeta = float(sf["zeta"])
+            if not zeta >= 1.0:
+                raise ValueError(f"zeta must be >= 1, got {zeta}")
+            out.update(e1=a, e2=b, eta=_nonneg("eta", sf["eta"]), **{"lambda": float(sf["lambda"])},
+                       zeta=zeta, rc=_pos("rc", sf["rc"]), rs=float(sf.get("rs", 0.0)))
+        elif t == 20:
+            rl, rc = float(sf["rl"]), _pos("rc", sf["rc"])
+            if not rl < rc:
+                raise ValueError(f"compact radial function needs rl < rc, got rl={rl}, rc={rc}")
+            out.update(rl=rl, rc=rc, subtype=_subtype(sf["subtype"]))
+        elif t == 22:
+            e2 = _symbol(sf["e2"])
+            a, b = sorted([out["e1"], e2], key=lambda s: atomic_numbers[s])
+            rl, rc = float(sf["rl"]), _pos("rc", sf["rc"])
+            if not rl < rc:
+                raise ValueError(f"compact angular function needs rl < rc, got rl={rl}, rc={rc}")
+            al, ar = float(sf["angle_left"]), float(sf["angle_right"])
+            if not al < ar:
+                raise ValueError(f"angle_left must be < angle_right, got {al}, {ar}")
+            c = 0.5 * (al + ar)
+            if (al < 0.0 and c != 0.0) or (ar > 180.0 and c != 180.0) or ar - al > 360.0:
+                raise ValueError(
+                    f"angular support [{al}, {ar}] degrees must lie in [0, 180] unless centred at 0 or 180 "
+                    "and be at most 360 wide"
+                )
+            out.update(e1=a, e2=b, rl=rl, rc=rc, angle_left=al, angle_right=ar, subtype=_subtype(sf["subtype"]))
+        else:
+            raise ValueError(
+                f"unsupported symmetry function type {t}; supported: radial 2, 20 and angular 3, 9, 22"
+            )
+    except KeyError as err:
+        raise ValueError(f"symmetry function of type {t} lacks parameter {err.args[0]!r}: {dict(sf)}") from None
+    return out
+
+
+def _sort_key(sf: dict, zindex: Mapping[str, int]):
+    """n2p2's ``SymFnc*::operator<`` key (centre element handled outside)."""
+    t = sf["type"]
+    if t == 2:
+        return (t, sf["rc"], sf["eta"], sf["rs"], 0.0, 0.0, zindex[sf["e1"]], 0)
+    if t in (3, 9):
+        return (t, sf["rc"], sf["eta"], sf["rs"], sf["zeta"], sf["lambda"], zindex[sf["e1"]], zindex[sf["e2"]])
+    if t == 20:
+        return (t, sf["subtype"], zindex[sf["e1"]], sf["rc"], sf["rl"])
+    return (t, sf["subtype"], zindex[sf["e1"]], zindex[sf["e2"]], sf["rc"], sf["rl"], sf["angle_left"], sf["angle_right"])
+
+
+def sort_functions(functions: Iterable[Mapping], elements: Sequence) -> dict[str, list[dict]]:
+    """Group by centre element and sort in n2p2's order.
+
+    Parameters
+    ----------
+    functions : iterable of dict
+        Symmetry-function specifications.
+    elements : sequence of str or int
+        Elements of the model.
+
+    Returns
+    -------
+    dict symbol → list of dict
+        Per element (keys ordered by atomic number) the canonical
+        specifications in n2p2's order: by type, then the type's parameters
+        as n2p2's ``operator<`` (types 2/3/9: r_c, η, r_s, ζ, λ, e1, e2;
+        type 20: subtype, e1, r_c, r_l; type 22: subtype, e1, e2, r_c, r_l,
+        θ_l, θ_r), element indices by increasing atomic number.
+    """
+    symbols = sorted({_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    zindex = {s: k for k, s in enumerate(symbols)}
+    out: dict[str, list[dict]] = {s: [] for s in symbols}
+    seen = set()
+    for f in functions:
+        c = _canonical(f)
+        for key in ("center", "e1", "e2"):
+            if key in c and c[key] not in zindex:
+                raise ValueError(f"symmetry function {c} uses element {c[key]} not in the model's elements {symbols}")
+        ident = tuple(sorted(c.items()))
+        if ident in seen:
+            raise ValueError(f"duplicate symmetry function {c}")
+        seen.add(ident)
+        out[c["center"]].append(c)
+    for s in symbols:
+        out[s].sort(key=lambda f: _sort_key(f, zindex))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# generators
+# ---------------------------------------------------------------------------
+
+
+def radial_grid(elements: Sequence, rc: float, n: int, mode: str = "shifted", r_min: float = 0.5) -> list[dict]:
+    """A grid of ``n`` type-2 radial functions for every (centre, neighbour) pair.
+
+    Follows n2p2's ``nnp-sfparamgen`` recipe (Imbalzano et al. 2018):
+
+    * ``"centered"``: ``r_s = 0`` and ``η_k = 1 / (2 r_k²)`` for ``r_k`` on an
+      equidistant grid from ``r_min`` to ``rc``;
+    * ``"shifted"``: ``r_s = r_k`` on the same grid and
+      ``η = 1 / (2 Δr²)`` with ``Δr = (rc − r_min)/(n − 1)``.
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+    rc, r_min : float, length
+    n : int ≥ 1
+
+    Returns
+    -------
+    list of dict
+        ``n · len(elements)²`` specifications.
+    """
+    if int(n) < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    rc, r_min = _pos("rc", rc), _pos("r_min", r_min)
+    if not r_min < rc:
+        raise ValueError(f"r_min must be < rc, got {r_min} >= {rc}")
+    n = int(n)
+    grid = np.linspace(r_min, rc, n) if n > 1 else np.array([r_min])
+    if mode == "centered":
+        params = [(1.0 / (2.0 * r * r), 0.0) for r in grid]
+    elif mode == "shifted":
+        dr = (rc - r_min) / max(n - 1, 1)
+        params = [(1.0 / (2.0 * dr * dr), float(r)) for r in grid]
+    else:
+        raise ValueError(f"mode must be 'shifted' or 'centered', got {mode!r}")
+    return [radial(c, e, eta, rc, rs) for c in elements for e in elements for eta, rs in params]
+
+
+def angular_set(
+    elements: Sequence,
+    rc: float,
+    etas: Sequence[float] = (0.0, 0.01),
+    zetas: Sequence[float] = (1.0, 2.0, 4.0, 16.0),
+    lambdas: Sequence[float] = (-1.0, 1.0),
+    kind: str = "wide",
+) -> list[dict]:
+    """Angular functions (type 9 ``"wide"`` or 3 ``"narrow"``) for every centre and neighbour pair.
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+    rc : float, length
+    etas : floats, 1/length²
+    zetas : floats ≥ 1
+    lambdas : floats (±1)
+    kind : {"wide", "narrow"}
+
+    Returns
+    -------
+    list of dict
+        ``len(etas)·len(zetas)·len(lambdas)`` functions per centre and
+        unordered neighbour pair.
+    """
+    make = {"wide": angular_wide, "narrow": angular_narrow}.get(kind)
+    if make is None:
+        raise ValueError(f"kind must be 'wide' or 'narrow', got {kind!r}")
+    syms = sorted({_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    pairs = [(a, b) for i, a in enumerate(syms) for b in syms[i:]]
+    return [
+        make(c, p, eta, lam, zeta, rc)
+        for c in syms for p in pairs for eta in etas for zeta in zetas for lam in lambdas
+    ]
+
+
+# ---------------------------------------------------------------------------
+# scaling
+# ---------------------------------------------------------------------------
+
+
+def scale_features(G, species, tables: Mapping[str, jax.Array], mode: str, smin: float = 0.0, smax: float = 1.0):
+    """Scale raw symmetry functions as n2p2 does.
+
+    Parameters
+    ----------
+    G : [N, F] raw values (columns beyond an element's count are ignored)
+    species : [N] int, species index of each atom
+    tables : dict with ``"min"``, ``"max"``, ``"mean"``, ``"sigma"`` each ``[S, F]``
+    mode : {"none", "scale", "center", "scalecenter", "sigma"}
+        ``scale``: ``smin + (smax−smin)(G − min)/(max − min)``;
+        ``center``: ``G − mean``; ``scalecenter``:
+        ``smin + (smax−smin)(G − mean)/(max − min)``; ``sigma``:
+        ``smin + (smax−smin)(G − mean)/sigma``. A zero range or sigma gives a
+        factor 0 instead of inf.
+    smin, smax : float
+
+    Returns
+    -------
+    [N, F] scaled values
+    """
+    if mode not in SCALING_MODES:
+        raise ValueError(f"scaling mode must be one of {SCALING_MODES}, got {mode!r}")
+    if mode == "none":
+        return G
+    take = lambda name: jnp.asarray(tables[name], G.dtype)[species]  # noqa: E731
+    if mode == "center":
+        return G - take("mean")
+    denom = take("sigma") if mode == "sigma" else take("max") - take("min")
+    factor = jnp.where(denom != 0, (smax - smin) / jnp.where(denom != 0, denom, 1.0), 0.0)
+    ref = take("min") if mode == "scale" else take("mean")
+    return smin + factor * (G - ref)
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------
+
+
+def _core_code(subtype: str) -> tuple[str, bool]:
+    return (subtype[:-1], True) if subtype.endswith("a") else (subtype, False)
+
+
+class ACSF:
+    """A set of element-resolved symmetry functions, evaluated on graphs.
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+        Elements of the model (ordered internally by atomic number, as n2p2).
+    functions : iterable of dict
+        Symmetry-function specifications (see the module docstring).
+    cutoff_type : str or int
+        Cutoff function of types 2/3/9 (n2p2 numbering or name).
+    cutoff_alpha : float
+        Inner cutoff fraction ``α``.
+    triplet_chunk : int
+        Triplets are processed in checkpointed chunks of this size when there
+        are more (bounds memory for large systems).
+
+    Attributes
+    ----------
+    symbols : tuple of str, atomic numbers : tuple of int
+    functions : dict symbol → list of dict (n2p2 order)
+    n_functions : tuple of int, per element
+    n_max : int, width of the output ``[N, n_max]``
+    cutoff : float, the largest ``rc`` (graph cutoff)
+    needs_triplets : bool
+    """
+
+    def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int = 1 << 18):
+        functions = list(functions)
+        if not functions:
+            raise ValueError("ACSF needs at least one symmetry function")
+        self.functions = sort_functions(functions, elements)
+        self.symbols = tuple(self.functions)
+        self.numbers = tuple(atomic_numbers[s] for s in self.symbols)
+        self.cutoff_type = cutoff_type_name(cutoff_type)
+        self.cutoff_alpha = float(cutoff_alpha)
+        if not 0.0 <= self.cutoff_alpha < 1.0:
+            raise ValueError(f"cutoff_alpha must satisfy 0 <= alpha < 1, got {cutoff_alpha}")
+        self.triplet_chunk = int(triplet_chunk)
+        if self.triplet_chunk < 1:
+            raise ValueError(f"triplet_chunk must be >= 1, got {triplet_chunk}")
+        S = len(self.symbols)
+        zi = {s: k for k, s in enumerate(self.symbols)}
+        self.n_functions = tuple(len(self.functions[s]) for s in self.symbols)
+        self.n_max = max(self.n_functions)
+        allf = [f for s in self.symbols for f in self.functions[s]]
+        self.cutoff = max(f["rc"] for f in allf)
+        self.needs_triplets = any(f["type"] in ANGULAR_TYPES for f in allf)
+
+        pair_index = np.zeros((S, S), np.int32)
+        pairs = [(a, b) for a in range(S) for b in range(a, S)]
+        for q, (a, b) in enumerate(pairs):
+            pair_index[a, b] = pair_index[b, a] = q
+        self._pair_index = pair_index
+        npair = len(pairs)
+        self._npair = npair
+
+        rad_slots = {(c, a): [] for c in range(S) for a in range(S)}
+        ang_slots = {(c, q): [] for c in range(S) for q in range(npair)}
+        for s in self.symbols:
+            c = zi[s]
+            for col, f in enumerate(self.functions[s]):
+                if f["type"] in RADIAL_TYPES:
+                    rad_slots[(c, zi[f["e1"]])].append((col, f))
+                else:
+                    ang_slots[(c, pair_index[zi[f["e1"]], zi[f["e2"]]])].append((col, f))
+        kr = max(len(v) for v in rad_slots.values())
+        ka = max(len(v) for v in ang_slots.values())
+        self._kr, self._ka = kr, ka
+        n_rad_cols = S * kr
+        zero_col = n_rad_cols + npair * ka
+        colmap = np.full((S, self.n_max), zero_col, np.int32)
+
+        def table(slots, outer, k, keys):
+            tab = {key: np.zeros((S, outer, max(k, 1)), np.float64) for key in keys}
+            tab["kind"] = np.zeros((S, outer, max(k, 1)), np.int32)
+            tab["core"] = np.zeros((S, outer, max(k, 1)), np.int32)
+            tab["asym"] = np.zeros((S, outer, max(k, 1)), bool)
+            tab["rc"][:] = 1.0  # unused slots: harmless finite parameters (no 0-width supports)
+            if "ar" in tab:
+                tab["ar"][:] = math.pi
+            return tab
+
+        self._cores = sorted({_core_code(f["subtype"])[0] for f in allf if "subtype" in f})
+        rt = table(rad_slots, S, kr, ("eta", "rs", "rc", "rl"))
+        for (c, a), lst in rad_slots.items():
+            for slot, (col, f) in enumerate(lst):
+                rt["kind"][c, a, slot] = f["type"]
+                rt["rc"][c, a, slot] = f["rc"]
+                if f["type"] == 2:
+                    rt["eta"][c, a, slot], rt["rs"][c, a, slot] = f["eta"], f["rs"]
+                else:
+                    rt["rl"][c, a, slot] = f["rl"]
+                    core, asym = _core_code(f["subtype"])
+                    rt["core"][c, a, slot], rt["asym"][c, a, slot] = self._cores.index(core), asym
+                colmap[c, col] = a * kr + slot
+        at = table(ang_slots, npair, ka, ("eta", "rs", "rc", "rl", "lambda", "zeta", "al", "ar"))
+        for (c, q), lst in ang_slots.items():
+            for slot, (col, f) in enumerate(lst):
+                at["kind"][c, q, slot] = f["type"]
+                at["rc"][c, q, slot] = f["rc"]
+                if f["type"] in (3, 9):
+                    for key in ("eta", "rs", "lambda", "zeta"):
+                        at[key][c, q, slot] = f[key]
+                else:
+                    at["rl"][c, q, slot] = f["rl"]
+                    at["al"][c, q, slot] = f["angle_left"] * math.pi / 180.0
+                    at["ar"][c, q, slot] = f["angle_right"] * math.pi / 180.0
+                    core, asym = _core_code(f["subtype"])
+                    at["core"][c, q, slot], at["asym"][c, q, slot] = self._cores.index(core), asym
+                colmap[c, col] = n_rad_cols + q * ka + slot
+        self._rad = {k: v.reshape(S * S, -1) for k, v in rt.items()}
+        self._ang = {k: v.reshape(S * npair, -1) for k, v in at.items()}
+        self._colmap = colmap
+        self._rad_kinds = sorted({f["type"] for f in allf if f["type"] in RADIAL_TYPES})
+        self._ang_kinds = sorted({f["type"] for f in allf if f["type"] in ANGULAR_TYPES})
+        rcs_exp = {f["rc"] for f in allf if f["type"] in (2, 3, 9)}
+        self._uniform_rc = rcs_exp.pop() if len(rcs_exp) == 1 else None
+        self._species = np.full(119, 0, np.int32)
+        for k, z in enumerate(self.numbers):
+            self._species[z] = k
+
+    # -- helpers -----------------------------------------------------------
+    def species(self, numbers) -> jax.Array:
+        """Species index ``[N]`` of atomic numbers (unknown → 0; check elements first)."""
+        return jnp.asarray(self._species)[numbers]
+
+    def _fc(self, r, rc):
+        return cutoff_function(r, rc, self.cutoff_type, self.cutoff_alpha)
+
+    def _compact(self, x, left, right, core_idx, asym, symmetric_only=False):
+        out = jnp.zeros_like(x)
+        for k, core in enumerate(self._cores):
+            sel = core_idx == k
+            if symmetric_only or not core.startswith("p"):
+                v = compact_function(x, left, right, core, False)
+            else:
+                v = jnp.where(asym, compact_function(x, left, right, core, True), compact_function(x, left, right, core, False))
+            out = jnp.where(sel, v, out) if len(self._cores) > 1 else v
+        return out
+
+    def _radial_values(self, r, p):
+        """``[E, K_r]`` values of radial functions for edge distances ``r [E]``."""
+        rr = r[:, None]
+        val = jnp.zeros(p["kind"].shape, r.dtype)
+        if 2 in self._rad_kinds:
+            fc = self._fc(r, self._uniform_rc)[:, None] if self._uniform_rc is not None else self._fc(rr, p["rc"])
+            d = rr - p["rs"]
+            val = jnp.where(p["kind"] == 2, jnp.exp(-p["eta"] * d * d) * fc, val)
+        if 20 in self._rad_kinds:
+            v = self._compact(rr, p["rl"], p["rc"], p["core"], p["asym"])
+            val = jnp.where(p["kind"] == 20, v, val)
+        return val
+
+    def _angular_values(self, rij, rik, rjk, cos, p):
+        """``[T, K_a]`` values of angular functions for one chunk of triplets."""
+        a, b, c = rij[:, None], rik[:, None], rjk[:, None]
+        cs = cos[:, None]
+        val = jnp.zeros(p["kind"].shape, rij.dtype)
+        if 3 in self._ang_kinds or 9 in self._ang_kinds:
+            base = 1.0 + p["lambda"] * cs
+            pos = base > 0.0
+            logb = jnp.log(jnp.where(pos, base, 1.0))
+            da, db = a - p["rs"], b - p["rs"]
+            expo = p["zeta"] * logb - p["eta"] * (da * da + db * db)
+            if self._uniform_rc is not None:
+                fij, fik = self._fc(rij, self._uniform_rc)[:, None], self._fc(rik, self._uniform_rc)[:, None]
+                fjk = self._fc(rjk, self._uniform_rc)[:, None] if 3 in self._ang_kinds else None
+            else:
+                fij, fik = self._fc(a, p["rc"]), self._fc(b, p["rc"])
+                fjk = self._fc(c, p["rc"]) if 3 in self._ang_kinds else None
+            pre = jnp.exp2(1.0 - p["zeta"])
+            if 3 in self._ang_kinds:
+                dc = c - p["rs"]
+                narrow = p["kind"] == 3
+                expo = expo - jnp.where(narrow, p["eta"] * dc * dc, 0.0)
+                fc = fij * fik * jnp.where(narrow, fjk, 1.0)
+            else:
+                fc = fij * fik
+            v = jnp.where(pos, pre * jnp.exp(expo), 0.0) * fc
+            val = jnp.where((p["kind"] == 3) | (p["kind"] == 9), v, val)
+        if 22 in self._ang_kinds:
+            ok = (cos > -1.0) & (cos < 1.0)
+            theta = jnp.arccos(jnp.where(ok, cos, 0.0))[:, None]
+            rad = self._compact(a, p["rl"], p["rc"], p["core"], p["asym"]) * self._compact(
+                b, p["rl"], p["rc"], p["core"], p["asym"]
+            )
+            ang = self._compact(theta, p["al"], p["ar"], p["core"], p["asym"], symmetric_only=True)
+            v = jnp.where(ok[:, None], rad * ang, 0.0)
+            val = jnp.where(p["kind"] == 22, v, val)
+        return val
+
+    # -- evaluation ----------------------------------------------------------
+    def __call__(self, graph) -> jax.Array:
+        """Raw (unscaled) symmetry functions of every atom.
+
+        Parameters
+        ----------
+        graph : jraph.GraphsTuple
+            jaxmlp graph built with cutoff ≥ :attr:`cutoff` (and
+            ``triplets=True`` when :attr:`needs_triplets`).
+
+        Returns
+        -------
+        [N, n_max] array
+            Row ``i`` holds the functions of atom ``i``'s element in n2p2
+            order; columns beyond that element's count are 0 (and padding
+            atoms give finite values).
+        """
+        R = graph.nodes["positions"]
+        dtype = R.dtype
+        n = R.shape[0]
+        S = len(self.symbols)
+        vec = edge_vectors(graph)
+        emask = graph.edges["mask"]
+        r = safe_norm(vec, emask)
+        sp = self.species(graph.nodes["numbers"])
+        si, sj = sp[graph.receivers], sp[graph.senders]
+        cast = lambda tab: {k: (jnp.asarray(v, dtype) if v.dtype == np.float64 else jnp.asarray(v)) for k, v in tab.items()}  # noqa: E731
+        rad_tab, ang_tab = cast(self._rad), cast(self._ang)
+
+        p = {k: v[si * S + sj] for k, v in rad_tab.items()}
+        rv = jnp.where(emask[:, None], self._radial_values(r, p), 0.0)
+        g_rad = jax.ops.segment_sum(rv, graph.receivers * S + sj, num_segments=n * S).reshape(n, S * self._kr)
+        parts = [g_rad]
+
+        if self.needs_triplets:
+            trip = graph.globals["triplets"]
+            npair = self._npair
+            pair_index = jnp.asarray(self._pair_index)
+            g_ang = jnp.zeros((n * npair, self._ka), dtype)
+            T = trip.shape[0]
+            if T > 0:
+                chunk = min(self.triplet_chunk, T)
+                n_chunks = -(-T // chunk)
+                pad = n_chunks * chunk - T
+                tmask = jnp.concatenate([jnp.ones(T, bool), jnp.zeros(pad, bool)])
+                trip_p = jnp.concatenate([trip, jnp.zeros((pad, 2), trip.dtype)]) if pad else trip
+
+                def body(acc, xs):
+                    t, m = xs
+                    e1, e2 = t[:, 0], t[:, 1]
+                    vij, vik = vec[e1], vec[e2]
+                    ok = m & emask[e1] & emask[e2]
+                    rij, rik = r[e1], r[e2]
+                    rjk = safe_norm(vik - vij, ok)
+                    den = jnp.where(ok, rij * rik, 1.0)
+                    cos = jnp.where(ok, jnp.sum(vij * vik, axis=-1) / den, 0.0)
+                    ci = si[e1]
+                    q = pair_index[sj[e1], sj[e2]]
+                    idx = ci * npair + q
+                    pt = {k: v[idx] for k, v in ang_tab.items()}
+                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos, pt), 0.0)
+                    seg = graph.receivers[e1] * npair + q
+                    return acc + jax.ops.segment_sum(av, seg, num_segments=n * npair), None
+
+                if n_chunks == 1:
+                    g_ang, _ = body(g_ang, (trip_p, tmask))
+                else:
+                    xs = (trip_p.reshape(n_chunks, chunk, 2), tmask.reshape(n_chunks, chunk))
+                    g_ang, _ = jax.lax.scan(jax.checkpoint(body), g_ang, xs)
+            parts.append(g_ang.reshape(n, npair * self._ka))
+        parts.append(jnp.zeros((n, 1), dtype))
+        flat = jnp.concatenate(parts, axis=1)
+        return jnp.take_along_axis(flat, jnp.asarray(self._colmap)[sp], axis=1)
+
+    def statistics(self, graphs) -> dict[str, dict[str, list[float]]]:
+        """Per-element min, max, mean and sigma of the raw functions (n2p2 ``scaling.data``).
+
+        Parameters
+        ----------
+        graphs : iterable of GraphsTuple
+            Training structures (unpadded or padded; padding atoms are skipped).
+
+        Returns
+        -------
+        dict symbol → {"min", "max", "mean", "sigma": list of float}
+            sigma is the sample standard deviation (n − 1), as n2p2.
+            Elements absent from ``graphs`` raise ``ValueError``.
+        """
+        fn = jax.jit(self.__call__)
+        acc = {s: [] for s in self.symbols}
+        for g in graphs:
+            G = np.asarray(fn(g))
+            numbers = np.asarray(g.nodes["numbers"])
+            mask = np.asarray(g.nodes["mask"])
+            for k, s in enumerate(self.symbols):
+                sel = mask & (numbers == self.numbers[k])
+                if sel.any():
+                    acc[s].append(G[sel, : self.n_functions[k]])
+        out = {}
+        for k, s in enumerate(self.symbols):
+            if not acc[s]:
+                raise ValueError(f"no atoms of element {s} in the structures; cannot compute its scaling statistics")
+            X = np.concatenate(acc[s], axis=0)
+            sigma = X.std(axis=0, ddof=1) if len(X) > 1 else np.zeros(X.shape[1])
+            out[s] = {"min": X.min(0).tolist(), "max": X.max(0).tolist(), "mean": X.mean(0).tolist(), "sigma": sigma.tolist()}
+        return out
+
+    def config(self) -> dict:
+        """JSON-able description (re-create with ``ACSF(**config)``)."""
+        return {
+            "elements": list(self.symbols),
+            "functions": [f for s in self.symbols for f in self.functions[s]],
+            "cutoff_type": self.cutoff_type,
+            "cutoff_alpha": self.cutoff_alpha,
+            "triplet_chunk": self.triplet_chunk,
+        }

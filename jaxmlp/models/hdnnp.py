@@ -1,0 +1,354 @@
+"""High-dimensional neural network potential (Behler–Parrinello, 2G-HDNNP).
+
+``E = Σ_i [s · NN_{Z_i}(G̃_i) + E0_{Z_i}]`` where ``G̃_i`` are the scaled
+atom-centred symmetry functions of atom ``i`` (:mod:`jaxmlp.descriptors.acsf`,
+n2p2 conventions), ``NN_Z`` one feed-forward network per element (flax), ``s``
+an output scale (1 for native models; ``energy_unit / conv_energy`` for
+imported n2p2 potentials) and ``E0_Z`` per-element reference energies (eV),
+fitted by least squares (:func:`fit_reference_energies`).
+
+Scaling statistics and E0 are data-derived constants: they live in the
+model's config (JSON), not in the trainable params.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+from ..descriptors.acsf import ACSF, SCALING_MODES, scale_features
+from .base import Model, register_model
+
+__all__ = ["hdnnp", "fit_reference_energies", "ACTIVATIONS", "N2P2_ACTIVATIONS", "activation_function"]
+
+_EXP_LIMIT = 35.0  # n2p2 saturates logistic/softplus beyond |x| > 35
+
+
+def _softplus(x):
+    big, small = x > _EXP_LIMIT, x < -_EXP_LIMIT
+    xs = jnp.where(big | small, 0.0, x)
+    return jnp.where(big, x, jnp.where(small, 0.0, jnp.log(1.0 + jnp.exp(xs))))
+
+
+def _logistic(x):
+    big, small = x > _EXP_LIMIT, x < -_EXP_LIMIT
+    xs = jnp.where(big | small, 0.0, x)
+    return jnp.where(big, 1.0, jnp.where(small, 0.0, 1.0 / (1.0 + jnp.exp(-xs))))
+
+
+#: Activation name → function (n2p2's definitions).
+ACTIVATIONS = {
+    "linear": lambda x: x,
+    "tanh": jnp.tanh,
+    "logistic": _logistic,
+    "softplus": _softplus,
+    "shifted_softplus": lambda x: _softplus(x) - jnp.log(2.0),
+    "relu": lambda x: jnp.where(x > 0, x, 0.0),
+    "gaussian": lambda x: jnp.exp(-0.5 * x * x),
+    "cos": jnp.cos,
+    "revlogistic": lambda x: 1.0 - 1.0 / (1.0 + jnp.exp(-x)),
+    "expneg": lambda x: jnp.exp(-x),
+    "harmonic": lambda x: x * x,
+}
+
+#: n2p2 ``global_activation_short`` letters → activation names.
+N2P2_ACTIVATIONS = {
+    "l": "linear", "t": "tanh", "s": "logistic", "p": "softplus", "r": "relu", "g": "gaussian",
+    "c": "cos", "S": "revlogistic", "e": "expneg", "h": "harmonic",
+}
+_TO_N2P2 = {v: k for k, v in N2P2_ACTIVATIONS.items()}
+
+
+def activation_function(name: str):
+    """The activation called ``name`` (a key of :data:`ACTIVATIONS` or an n2p2 letter)."""
+    if not isinstance(name, str):
+        raise TypeError(f"activation must be a string, got {type(name).__name__}")
+    key = N2P2_ACTIVATIONS.get(name, name)
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; known: {sorted(ACTIVATIONS)} or n2p2 letters {sorted(N2P2_ACTIVATIONS)}")
+    return ACTIVATIONS[key]
+
+
+class _MLP(nn.Module):
+    """Dense network ``n_in → hidden… → 1``; kernels are ``[n_prev, n_cur]``."""
+
+    features: tuple
+    activations: tuple
+    normalize_nodes: bool = False
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x):
+        for k, (width, act) in enumerate(zip(self.features, self.activations)):
+            n_prev = x.shape[-1]
+            x = nn.Dense(width, param_dtype=self.param_dtype, dtype=x.dtype, name=f"layer_{k}",
+                         kernel_init=nn.initializers.variance_scaling(1.0, "fan_in", "normal"))(x)
+            if self.normalize_nodes:
+                x = x / n_prev
+            x = ACTIVATIONS[N2P2_ACTIVATIONS.get(act, act)](x)
+        return x[..., 0]
+
+
+def _symbol(e) -> str:
+    if isinstance(e, str):
+        if e not in atomic_numbers or atomic_numbers[e] == 0:
+            raise ValueError(f"unknown element {e!r}")
+        return e
+    z = int(e)
+    if not 1 <= z < len(chemical_symbols):
+        raise ValueError(f"atomic number out of range: {z}")
+    return chemical_symbols[z]
+
+
+def _per_element(value, symbols, name, default=0.0) -> dict:
+    out = {s: float(default) for s in symbols}
+    if value is None:
+        return out
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict element → value, got {type(value).__name__}")
+    for k, v in value.items():
+        s = _symbol(int(k) if isinstance(k, str) and k.isdigit() else k)
+        if s not in out:
+            raise ValueError(f"{name} given for element {s}, which is not in the model's elements {list(symbols)}")
+        out[s] = float(v)
+    return out
+
+
+@register_model("hdnnp")
+def hdnnp(
+    elements: Sequence,
+    symmetry_functions: Iterable[Mapping],
+    hidden: Sequence[int] = (25, 25),
+    activation="tanh",
+    output_activation: str = "linear",
+    cutoff_type="poly2",
+    cutoff_alpha: float = 0.0,
+    scaling: Mapping | None = None,
+    e0: Mapping | None = None,
+    energy_scale: float = 1.0,
+    normalize_nodes: bool = False,
+    triplet_chunk: int = 1 << 18,
+) -> Model:
+    """Behler–Parrinello HDNNP with n2p2-compatible symmetry functions.
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+        Elements the model knows (ordered internally by atomic number).
+    symmetry_functions : iterable of dict
+        Specifications from :mod:`jaxmlp.descriptors` (lengths in Å).
+    hidden : sequence of int
+        Hidden-layer widths (same for every element, as n2p2).
+    activation : str or sequence of str
+        Hidden activations (one name for all layers, or one per layer):
+        ``tanh``, ``softplus``, ``shifted_softplus``, ``logistic``, ``relu``,
+        ``gaussian``, ``cos``, ``revlogistic``, ``expneg``, ``harmonic``,
+        ``linear`` or n2p2 letters (``t``, ``p``, ``s``, ``r``, ``g``, ``c``,
+        ``S``, ``e``, ``h``, ``l``).
+    output_activation : str
+        Activation of the output neuron (``linear``).
+    cutoff_type, cutoff_alpha
+        Cutoff function of types 2/3/9 (n2p2 numbering or name) and inner
+        cutoff fraction.
+    scaling : dict, optional
+        ``{"mode": one of "none", "scale", "center", "scalecenter", "sigma",
+        "smin": float, "smax": float, "stats": {symbol: {"min", "max",
+        "mean", "sigma": list of float}}}`` with per-element lists in n2p2 order
+        (e.g. from :meth:`jaxmlp.descriptors.ACSF.statistics`). None: no
+        scaling.
+    e0 : dict element → float, optional
+        Reference energy per atom of each element, eV (default 0); see
+        :func:`fit_reference_energies`.
+    energy_scale : float
+        Factor applied to every network output (eV per output unit).
+    normalize_nodes : bool
+        n2p2's ``normalize_nodes``: divide pre-activations by the fan-in.
+    triplet_chunk : int
+        Triplet chunk size of the descriptor (memory bound).
+
+    Returns
+    -------
+    Model
+        ``needs_triplets`` when angular functions are present; ``params =
+        {"networks": {symbol: flax params}}`` with layers ``layer_k`` holding
+        ``kernel [n_prev, n_cur]`` and ``bias [n_cur]``.
+
+    Raises
+    ------
+    ValueError
+        For bad specifications, scaling statistics of the wrong length,
+        unknown activations, or (at evaluation of concrete graphs) unknown
+        elements.
+    """
+    symbols = sorted({_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    if not symbols:
+        raise ValueError("hdnnp needs at least one element")
+    functions = [dict(f) for f in symmetry_functions]
+    acsf = ACSF(symbols, functions, cutoff_type, cutoff_alpha, triplet_chunk)
+    missing = [s for s, n in zip(acsf.symbols, acsf.n_functions) if n == 0]
+    if missing:
+        raise ValueError(f"element(s) {missing} have no symmetry functions centred on them")
+    hidden = tuple(int(h) for h in hidden)
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"hidden widths must be >= 1, got {hidden}")
+    acts = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
+    if len(acts) != len(hidden):
+        raise ValueError(f"{len(acts)} activations for {len(hidden)} hidden layers")
+    for a in acts + (output_activation,):
+        activation_function(a)
+    acts = tuple(N2P2_ACTIVATIONS.get(a, a) for a in acts)
+    out_act = N2P2_ACTIVATIONS.get(output_activation, output_activation)
+
+    mode, smin, smax, tables = "none", 0.0, 1.0, None
+    if scaling is not None:
+        mode = scaling.get("mode", "scalecenter")
+        if mode not in SCALING_MODES:
+            raise ValueError(f"scaling mode must be one of {SCALING_MODES}, got {mode!r}")
+        smin, smax = float(scaling.get("smin", 0.0)), float(scaling.get("smax", 1.0))
+        stats = scaling.get("stats")
+        if mode != "none":
+            if not isinstance(stats, Mapping):
+                raise ValueError("scaling needs 'stats': {symbol: {'min','max','mean','sigma'}}")
+            tables = {k: np.zeros((len(symbols), acsf.n_max)) for k in ("min", "max", "mean", "sigma")}
+            for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
+                if s not in stats:
+                    raise ValueError(f"scaling statistics lack element {s}")
+                for k in tables:
+                    vals = np.asarray(stats[s].get(k, np.zeros(nf)) if k == "sigma" else stats[s][k], float)
+                    if vals.shape != (nf,):
+                        raise ValueError(f"scaling statistics '{k}' of {s} have {vals.size} values for {nf} functions")
+                    tables[k][i, :nf] = vals
+    e0_map = _per_element(e0, symbols, "e0")
+    e0_arr = np.array([e0_map[s] for s in acsf.symbols])
+    energy_scale = float(energy_scale)
+
+    nets = {s: _MLP(hidden + (1,), acts + (out_act,), bool(normalize_nodes)) for s in acsf.symbols}
+    known = np.zeros(119, bool)
+    known[list(acsf.numbers)] = True
+
+    def _features(graph):
+        G = acsf(graph)
+        sp = acsf.species(graph.nodes["numbers"])
+        if tables is not None:
+            G = scale_features(G, sp, tables, mode, smin, smax)
+        return G, sp
+
+    def init(key, graph=None):
+        dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        keys = jax.random.split(key, len(acsf.symbols))
+        params = {}
+        for k, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
+            net = _MLP(hidden + (1,), acts + (out_act,), bool(normalize_nodes), dtype)
+            params[s] = net.init(keys[k], jnp.zeros((1, nf), dtype))["params"]
+        return {"networks": params}
+
+    def apply(params, graph):
+        numbers = graph.nodes["numbers"]
+        try:
+            num = np.asarray(numbers)
+        except jax.errors.TracerArrayConversionError:
+            num = None
+        if num is not None:
+            m = np.asarray(graph.nodes["mask"]) & (num > 0)
+            bad = sorted(set(num[m & ~known[np.clip(num, 0, 118)]].tolist()))
+            if bad:
+                raise ValueError(
+                    f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this hdnnp model "
+                    f"(it knows {list(acsf.symbols)})"
+                )
+        G, sp = _features(graph)
+        dtype = G.dtype
+        out = jnp.zeros(G.shape[0], dtype)
+        for k, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
+            e = nets[s].apply({"params": params["networks"][s]}, G[:, :nf])
+            out = e if len(acsf.symbols) == 1 else jnp.where(sp == k, e, out)
+        return energy_scale * out + jnp.asarray(e0_arr, dtype)[sp]
+
+    config = dict(
+        elements=list(acsf.symbols),
+        symmetry_functions=[f for s in acsf.symbols for f in acsf.functions[s]],
+        hidden=list(hidden),
+        activation=list(acts),
+        output_activation=out_act,
+        cutoff_type=acsf.cutoff_type,
+        cutoff_alpha=acsf.cutoff_alpha,
+        scaling=None if scaling is None else {
+            "mode": mode, "smin": smin, "smax": smax,
+            "stats": None if tables is None else {
+                s: {k: tables[k][i, :nf].tolist() for k in ("min", "max", "mean", "sigma")}
+                for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions))
+            },
+        },
+        e0=e0_map,
+        energy_scale=energy_scale,
+        normalize_nodes=bool(normalize_nodes),
+        triplet_chunk=acsf.triplet_chunk,
+    )
+    model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
+                  elements=tuple(acsf.numbers), n_layers=1)
+    object.__setattr__(model, "descriptor", acsf)  # for tools (export, statistics); not part of the protocol
+    return model
+
+
+def fit_reference_energies(data, elements: Sequence | None = None) -> dict[str, float]:
+    """Per-element reference energies ``E0`` by linear least squares.
+
+    Solves ``min Σ_g (E_g − Σ_Z n_gZ E0_Z)²`` over structures ``g``.
+
+    Parameters
+    ----------
+    data : Dataset, sequence of ase.Atoms, or (numbers_list, energies)
+        A :class:`jaxmlp.data.Dataset` (anything with ``.structures`` or
+        iterable of ``ase.Atoms`` carrying an energy), or a pair
+        ``(list of [N_g] int arrays of atomic numbers, [G] energies in eV)``.
+    elements : sequence of str or int, optional
+        Elements to fit (default: all present). Elements not present get
+        ``E0 = 0``.
+
+    Returns
+    -------
+    dict symbol → float (eV per atom)
+
+    Raises
+    ------
+    ValueError
+        For empty data, mismatched lengths, non-finite energies or a
+        structure containing an element not in ``elements``.
+    """
+    if isinstance(data, tuple) and len(data) == 2:
+        numbers_list, energies = data
+        numbers_list = [np.asarray(n, int).ravel() for n in numbers_list]
+        energies = np.asarray(energies, float).ravel()
+    else:
+        structures = getattr(data, "structures", data)
+        numbers_list, energies = [], []
+        for atoms in structures:
+            numbers_list.append(np.asarray(atoms.get_atomic_numbers(), int))
+            try:
+                energies.append(float(atoms.get_potential_energy()))
+            except Exception as err:  # noqa: BLE001 - any missing-energy error
+                raise ValueError(f"structure {len(energies)} has no energy: {err}") from None
+        energies = np.asarray(energies, float)
+    if len(numbers_list) == 0:
+        raise ValueError("fit_reference_energies needs at least one structure")
+    if len(numbers_list) != len(energies):
+        raise ValueError(f"{len(numbers_list)} structures but {len(energies)} energies")
+    if not np.all(np.isfinite(energies)):
+        raise ValueError("energies must be finite")
+    present = sorted({int(z) for n in numbers_list for z in n})
+    zs = present if elements is None else sorted({atomic_numbers[_symbol(e)] for e in elements})
+    extra = sorted(set(present) - set(zs))
+    if extra:
+        raise ValueError(f"structures contain element(s) {[chemical_symbols[z] for z in extra]} not in elements")
+    col = {z: k for k, z in enumerate(zs)}
+    A = np.zeros((len(energies), len(zs)))
+    for g, n in enumerate(numbers_list):
+        for z in n:
+            A[g, col[int(z)]] += 1.0
+    sol, *_ = np.linalg.lstsq(A, energies, rcond=None)
+    return {chemical_symbols[z]: float(sol[col[z]]) for z in zs}

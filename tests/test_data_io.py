@@ -17,7 +17,8 @@ from jaxmlp.data.io import SUPPORTED_FORMATS
 
 
 def _cu(seed):
-    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+    # seed 0: orthorhombic cell; otherwise the triclinic primitive fcc cell
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1)) if seed == 0 else bulk("Cu", "fcc", a=3.6).repeat(2)
     atoms.rattle(0.05, seed=seed)
     atoms.set_cell(atoms.cell * (1.0 + 0.01 * seed), scale_atoms=True)
     atoms.calc = EMT()
@@ -415,3 +416,21 @@ def test_validate_atomic_numbers(z):
 def test_validate_names_the_structure():
     with pytest.raises(ValueError, match="frame 7 of x"):
         validate(Atoms(), name="frame 7 of x")
+
+
+def test_read_shared_extxyz_with_stress(shared_dir, tmp_path):
+    path = shared_dir / "datasets" / "mlearn" / "Si_test.extxyz"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    frames = read(path)
+    assert len(frames) == 25
+    for atoms in frames:
+        assert atoms.pbc.all()
+        assert atoms.get_forces().shape == (len(atoms), 3)
+        assert atoms.get_stress().shape == (6,)
+    # same values as ASE's own reader, and unchanged through our writer
+    for a, b in zip(ase.io.read(path, ":"), frames):
+        _assert_same(a, b, atol=0.0)
+    write(tmp_path / "si.extxyz", frames)
+    for a, b in zip(frames, read(tmp_path / "si.extxyz")):
+        _assert_same(a, b, atol=0.0)

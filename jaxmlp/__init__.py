@@ -5,7 +5,7 @@ HDNNP, ml-ACE), observables (forces, stress, Hessians) as transforms of the
 energy, the Hessian locality test, and force-training studies.
 """
 
-from . import graph, models, observables
+from . import data, graph, models, observables
 from .calculator import Calculator
 from .graph import Buckets, atoms_to_graph, batch_graphs, suggest_buckets
 from .hessian import SparseHessian, fd_hessian, hessian_pairs, sparse_hessian  # before .observables: jaxmlp.hessian stays the dense function
@@ -24,6 +24,7 @@ from .observables import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "data",
     "graph",
     "models",
     "observables",

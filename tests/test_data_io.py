@@ -434,3 +434,12 @@ def test_read_shared_extxyz_with_stress(shared_dir, tmp_path):
     write(tmp_path / "si.extxyz", frames)
     for a, b in zip(frames, read(tmp_path / "si.extxyz")):
         _assert_same(a, b, atol=0.0)
+
+
+def test_validate_accepts_slab_with_zero_vacuum_vector():
+    """pbc=(T, T, F) needs only the two periodic vectors to be independent."""
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 1, 1]], cell=[[3, 0, 0], [0, 3, 0], [0, 0, 0]], pbc=(True, True, False))
+    validate(atoms)
+    atoms.cell[1] = [6, 0, 0]
+    with pytest.raises(ValueError, match="cell volume"):
+        validate(atoms)

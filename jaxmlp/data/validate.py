@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import neighbor_list
 
 __all__ = ["validate"]
 
@@ -90,29 +89,33 @@ def validate(atoms: Atoms, min_distance: float = 0.1, name: str | None = None) -
     pbc = np.asarray(atoms.pbc, dtype=bool)
     cell = np.asarray(atoms.cell, dtype=float)
     if pbc.any():
-        if not np.isfinite(cell).all():
+        periodic = cell[pbc]
+        if not np.isfinite(periodic).all():
             raise ValueError(f"{label}: cell has non-finite entries {cell.tolist()}")
-        volume = abs(float(np.linalg.det(cell)))
-        lengths = np.linalg.norm(cell, axis=1)
+        # the periodic lattice vectors must be independent: their Gram
+        # determinant is the squared volume (3-D), area (2-D) or length (1-D)
+        lengths = np.linalg.norm(periodic, axis=1)
+        measure = float(np.sqrt(max(np.linalg.det(periodic @ periodic.T), 0.0)))
         scale = float(np.prod(lengths))
-        if volume < MIN_CELL_VOLUME or volume < MIN_CELL_SHAPE_FACTOR * scale:
+        if measure < MIN_CELL_VOLUME or measure < MIN_CELL_SHAPE_FACTOR * scale:
             raise ValueError(
-                f"{label}: pbc={pbc.tolist()} but the cell volume is {volume:.3g} Å³ "
-                f"(cell lengths {np.round(lengths, 6).tolist()} Å); a periodic "
-                "structure needs three independent lattice vectors"
+                f"{label}: pbc={pbc.tolist()} but the periodic cell volume "
+                f"({'3-D' if pbc.sum() == 3 else f'{int(pbc.sum())}-D'} measure) is {measure:.3g} "
+                f"(cell lengths {np.round(np.linalg.norm(cell, axis=1), 6).tolist()} Å); "
+                "periodic directions need independent, non-zero lattice vectors"
             )
 
     if min_distance > 0 and (n > 1 or pbc.any()):
-        # non-periodic directions ignore the cell; drop it when nothing is
-        # periodic so that a singular (unused) cell cannot upset the search
-        probe = atoms if pbc.any() else Atoms(numbers=numbers, positions=positions)
-        i, j, d, shifts = neighbor_list("ijdS", probe, float(min_distance))
-        if len(d):
+        from jaxmlp.graph.neighbours import neighbour_list
+
+        nl = neighbour_list(positions, np.where(pbc[:, None], cell, 0.0), pbc, float(min_distance))
+        if len(nl.centres):
+            d = np.linalg.norm(positions[nl.neighbours] - positions[nl.centres] + nl.offsets @ cell, axis=1)
             k = int(np.argmin(d))
-            shift = shifts[k].tolist()
+            shift = nl.offsets[k].tolist()
             where = "" if not any(shift) else f" (periodic image shifted by {shift} cells)"
             raise ValueError(
-                f"{label}: atoms {int(i[k])} and {int(j[k])} are {float(d[k]):.4g} Å apart"
+                f"{label}: atoms {int(nl.centres[k])} and {int(nl.neighbours[k])} are {float(d[k]):.4g} Å apart"
                 f"{where}, closer than min_distance={min_distance} Å "
                 f"({len(d) // 2} close pair(s) in total)"
             )

@@ -21,6 +21,9 @@ from .observables import (
     stress,
 )
 
+from . import descriptors, io
+from .serialization import load, save
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -48,4 +51,8 @@ __all__ = [
     "analysis",
     "locality",
     "fragments",
+    "descriptors",
+    "io",
+    "save",
+    "load",
 ]

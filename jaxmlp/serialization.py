@@ -1,0 +1,210 @@
+"""Save and load any registered model with its parameters.
+
+File format (one ``.npz`` file, written atomically):
+
+* ``__header__``: a JSON string ``{"format": "jaxmlp-model", "version": 1,
+  "model": name, "config": {...}, "leaves": [[path, dtype, shape], ...],
+  "jaxmlp_version": "..."}``; the model is re-created with
+  :func:`jaxmlp.models.build_model` (``name``, ``config``);
+* one array per parameter leaf, keyed ``p/<path>`` where ``<path>`` joins the
+  dict keys / list indices of the parameter pytree with ``/``.
+
+Parameter trees are nested dicts (and lists/tuples) of arrays, which covers
+every jaxmlp model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from .models.base import MODEL_REGISTRY, Model, build_model
+
+__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+
+FORMAT_NAME = "jaxmlp-model"
+FORMAT_VERSION = 1
+
+
+def _flatten(tree, prefix, out):
+    if isinstance(tree, dict):
+        for k in sorted(tree):
+            if not isinstance(k, str) or "/" in k:
+                raise ValueError(f"parameter keys must be strings without '/', got {k!r}")
+            _flatten(tree[k], f"{prefix}/{k}" if prefix else k, out)
+    elif isinstance(tree, (list, tuple)):
+        out.append((prefix, "__list__" if isinstance(tree, list) else "__tuple__", len(tree)))
+        for i, v in enumerate(tree):
+            _flatten(v, f"{prefix}/{i}" if prefix else str(i), out)
+    else:
+        arr = np.asarray(tree)
+        if arr.dtype == object:
+            raise TypeError(f"parameter leaf {prefix!r} is not an array: {type(tree).__name__}")
+        out.append((prefix, arr, None))
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"model config value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def save(path, model: Model, params) -> None:
+    """Write ``model`` (registry name + config) and ``params`` to ``path``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Target file (conventionally ``*.npz``); replaced atomically.
+    model : Model
+        Any model built by a registered factory.
+    params : pytree of arrays
+        Nested dicts/lists of arrays.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a :class:`Model` or its config is not JSON-able.
+    ValueError
+        If the model's name is not registered.
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"save expects a jaxmlp Model, got {type(model).__name__}")
+    if model.name not in MODEL_REGISTRY:
+        raise ValueError(f"model {model.name!r} is not registered; it could not be loaded again")
+    leaves: list = []
+    _flatten(params, "", leaves)
+    arrays, index = {}, []
+    for p, arr, n in leaves:
+        if isinstance(arr, str):
+            index.append([p, arr, n])
+        else:
+            arrays[f"p/{p}"] = arr
+            index.append([p, str(arr.dtype), list(arr.shape)])
+    from . import __version__
+
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model": model.name,
+        "config": model.config,
+        "leaves": index,
+        "jaxmlp_version": __version__,
+    }
+    text = json.dumps(header, default=_json_default, allow_nan=True)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, __header__=np.array(text), **arrays)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _set(tree, parts, value):
+    for p in parts[:-1]:
+        tree = tree.setdefault(p, {})
+    tree[parts[-1]] = value
+
+
+def _rebuild(node):
+    """Turn ``{"__seq__": kind, "0": ..., "1": ...}`` markers back into lists/tuples."""
+    if not isinstance(node, dict):
+        return node
+    kind = node.pop("__seq__", None)
+    children = {k: _rebuild(v) for k, v in node.items()}
+    if kind is None:
+        return children
+    seq = [children[str(i)] for i in range(len(children))]
+    return seq if kind == "__list__" else tuple(seq)
+
+
+def load(path):
+    """Read a file written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (Model, params)
+        The re-created model and its parameters (``jax`` arrays with the
+        saved dtypes, subject to ``jax_enable_x64``).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file is not a jaxmlp model file, is corrupt or truncated, has
+        an unknown format version (newer than this jaxmlp), names an
+        unregistered model, or misses parameter arrays.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"model file not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            files = set(data.files)
+            if "__header__" not in files:
+                raise ValueError(f"{p} is not a jaxmlp model file (no header)")
+            header = json.loads(str(data["__header__"][()]))
+            arrays = {k: np.array(data[k]) for k in files if k.startswith("p/")}
+    except ValueError as err:
+        if "jaxmlp" in str(err):
+            raise
+        raise ValueError(f"{p} is corrupt or not a jaxmlp model file: {err}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
+        raise ValueError(f"{p} is corrupt or not a jaxmlp model file: {type(err).__name__}: {err}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{p} is not a jaxmlp model file (format {header.get('format') if isinstance(header, dict) else header!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"{p}: invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise ValueError(
+            f"{p} was written with format version {version}, newer than this jaxmlp supports "
+            f"({FORMAT_VERSION}); upgrade jaxmlp"
+        )
+    name = header.get("model")
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"{p}: unknown model {name!r}; registered models: {sorted(MODEL_REGISTRY)}")
+    model = build_model(name, header.get("config", {}))
+    tree: dict = {}
+    root_leaf = None
+    for entry in header.get("leaves", []):
+        path_, kind, shape = entry
+        parts = path_.split("/") if path_ else []
+        if kind in ("__list__", "__tuple__"):
+            if parts:
+                _set(tree, parts + ["__seq__"], kind)
+            else:
+                tree["__seq__"] = kind
+            continue
+        key = f"p/{path_}"
+        if key not in arrays:
+            raise ValueError(f"{p} is corrupt: parameter array {path_!r} missing")
+        arr = arrays[key]
+        if list(arr.shape) != list(shape) or str(arr.dtype) != kind:
+            raise ValueError(f"{p} is corrupt: parameter {path_!r} has shape {arr.shape} {arr.dtype}, header says {shape} {kind}")
+        if not parts:
+            root_leaf = jnp.asarray(arr)
+        else:
+            _set(tree, parts, jnp.asarray(arr))
+    params = root_leaf if root_leaf is not None else _rebuild(tree)
+    return model, params

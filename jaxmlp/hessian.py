@@ -312,7 +312,7 @@ def _star_batch(graph, vec, centres, estart, deg):
     parent = np.empty(n_nodes, np.int64)
     parent[node_off] = np.arange(c0, c1)
     parent[senders_new] = graph.senders[edges]
-    pos = np.empty((n_nodes, 3), float)
+    pos = np.empty((n_nodes, 3), np.asarray(graph.nodes["positions"]).dtype)
     pos[node_off] = R[c0:c1]
     pos[senders_new] = R[graph.receivers[edges]] + vec[edges]
     slot = np.empty(n_nodes, np.int32)
@@ -393,7 +393,7 @@ def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
     buckets = Buckets(n_node=nodes + 1, n_edge=edges + 2, n_graph=stars + 1, n_triplet=trips)
 
     keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
-    dtype = jnp.result_type(float)
+    dtype = np.asarray(g.nodes["positions"]).dtype
     blocks = jnp.zeros((P + 1, 3, 3), dtype)
     n_hvp = 0
     for a, b in _progress(chunks, progress, len(chunks), "sparse Hessian (environments)"):
@@ -471,7 +471,7 @@ def _colouring_blocks(model, params, g, pairs, radius, batch_budget, progress):
     n_dir = 3 * n_col
     n_edge = max(int(g.n_edge[0]), 1) + len(g.globals["triplets"])
     per = max(1, min(n_dir, batch_budget // max(n_edge, 1)))
-    dtype = jnp.result_type(float)
+    dtype = np.asarray(g.nodes["positions"]).dtype
     blocks = np.zeros((len(pairs), 3, 3), dtype)
     colB = colour[pairs[:, 1]]
     order = np.argsort(colB, kind="stable")

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from typing import Sequence
 
 import e3nn_jax as e3nn
@@ -102,7 +103,7 @@ def radial_basis(r: jax.Array, cutoff: float, n_basis: int, kind: str = "bessel"
     fc = cutoff_function(r, cutoff)[..., None]
     if kind == "bessel":
         n = jnp.arange(1, n_basis + 1, dtype=r.dtype)
-        g = np.sqrt(2.0 / cutoff) * jnp.sin(n * np.pi * r[..., None] / cutoff) / r[..., None]
+        g = math.sqrt(2.0 / cutoff) * jnp.sin(n * np.pi * r[..., None] / cutoff) / r[..., None]
     else:
         x = jnp.clip(1.0 - 2.0 * r / cutoff, -1.0, 1.0)
         g = chebyshev(x, n_basis - 1)

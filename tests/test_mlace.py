@@ -1,0 +1,250 @@
+"""ml-ACE: invariances, forces, padding/jit, serialisation, linear-ACE reference."""
+
+import json
+
+import e3nn_jax as e3nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.neighborlist import neighbor_list
+from scipy.spatial.transform import Rotation
+
+import jaxmlp
+from jaxmlp.models import build_model, mlace
+from jaxmlp.models.mlace import basis_sizes, mlace_layers
+
+from helpers import central_difference_forces, random_cell_atoms
+
+CELL = np.array([[6.0, 0.3, 0.0], [0.5, 5.5, 0.2], [0.1, 0.4, 6.5]])
+SMALL = dict(l_max=(0, 2, 1), n_max=(3, 2, 2), k_max=2, n_radial=4)
+
+
+def _model(n_layers=2, **kw):
+    cfg = dict(SMALL, elements=["Cu", "Ag"], cutoff=3.5, n_layers=n_layers, max_body_order=3)
+    cfg.update(kw)
+    return mlace(**cfg)
+
+
+def _params(model, atoms, seed=0, scale=1.0):
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    p = model.init(jax.random.PRNGKey(seed), g)
+    # larger coefficients than the (training-friendly) default, so indicators vary
+    p["layers"] = [{**l, "coeffs": l["coeffs"] * scale / 0.1} for l in p["layers"]]
+    p["E0"] = jnp.array([-0.5, -0.3])
+    return p
+
+
+@pytest.fixture(scope="module")
+def system():
+    atoms = random_cell_atoms(10, CELL, pbc=True, seed=3, min_dist=2.0, symbols=["Cu", "Ag"])
+    model = _model(2)
+    return model, _params(model, atoms), atoms
+
+
+def _efs(model, params, atoms):
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    e, f, s = jax.jit(jaxmlp.energy_forces_stress, static_argnums=0)(model, params, g)
+    return float(e[0]), np.asarray(f), np.asarray(s[0])
+
+
+def test_model_contract(system):
+    model, params, atoms = system
+    assert model.name == "mlace" and model.n_layers == 2
+    assert model.interaction_range == pytest.approx(2 * 2 * 3.5)
+    assert model.elements == (29, 47)
+    cfg = json.loads(json.dumps(model.config))
+    again = build_model("mlace", cfg)
+    assert _efs(again, params, atoms)[0] == pytest.approx(_efs(model, params, atoms)[0], abs=1e-12)
+    assert len(basis_sizes(model)) == 2
+    props = jax.jit(lambda p, g: mlace_layers(model, p, g))(params, jaxmlp.atoms_to_graph(atoms, model.cutoff))
+    assert props[0].shape == (len(atoms), 1) and props[1].shape == (len(atoms), 2)
+    theta = np.tanh(np.asarray(props[0][:, 0]))
+    assert np.std(theta) > 1e-3  # the indicator carries information
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="elements"):
+        mlace(["Xx"], cutoff=3.0)
+    with pytest.raises(ValueError, match="n_layers"):
+        mlace(["Cu"], cutoff=3.0, n_layers=0)
+    with pytest.raises(ValueError, match="cutoff"):
+        mlace(["Cu"], cutoff=-1.0)
+    with pytest.raises(ValueError, match="embedding"):
+        mlace(["Cu"], cutoff=3.0, embedding="exp")
+    with pytest.raises(ValueError, match="order"):
+        mlace(["Cu"], cutoff=3.0, max_body_order=6)
+    with pytest.raises(TypeError, match="built by"):
+        basis_sizes(jaxmlp.models.morse())
+    with pytest.raises(ValueError, match="unknown element"):
+        jaxmlp.Calculator(mlace(["Cu"], cutoff=3.0), None).get_potential_energy(Atoms("Ag2", positions=[[0, 0, 0], [0, 0, 2.5]]))
+
+
+@pytest.mark.parametrize("pbc", [True, False])
+def test_invariances(system, pbc):
+    model, params, atoms = system
+    atoms = atoms.copy()
+    atoms.pbc = pbc
+    e, f, s = _efs(model, params, atoms)
+    perm = np.random.default_rng(0).permutation(len(atoms))
+    e_p, f_p, _ = _efs(model, params, atoms[perm])
+    assert e_p == pytest.approx(e, abs=1e-10)
+    np.testing.assert_allclose(f_p, f[perm], atol=1e-10)
+    moved = atoms.copy()
+    moved.translate([3.3, -1.7, 12.9])
+    e_t, f_t, _ = _efs(model, params, moved)
+    assert e_t == pytest.approx(e, abs=1e-10)
+    np.testing.assert_allclose(f_t, f, atol=1e-10)
+    for M in (Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).as_matrix(), -np.eye(3), -Rotation.from_euler("zyz", [1.0, 0.4, -0.7]).as_matrix()):
+        rot = atoms.copy()
+        rot.set_positions(atoms.positions @ M.T)
+        rot.set_cell(atoms.cell.array @ M.T)
+        e_r, f_r, _ = _efs(model, params, rot)
+        assert e_r == pytest.approx(e, abs=1e-10)
+        np.testing.assert_allclose(f_r, f @ M.T, atol=1e-10)
+    assert np.all(np.isfinite(f))
+    assert np.any(np.abs(f) > 1e-4)
+
+
+def test_forces_and_stress_finite_differences(system):
+    model, params, atoms = system
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    e_fn = jax.jit(jaxmlp.energy, static_argnums=0)
+    _, f, s = _efs(model, params, atoms)
+
+    def energy_at(pos):
+        return float(e_fn(model, params, g._replace(nodes={**g.nodes, "positions": jnp.asarray(pos)}))[0])
+
+    f_fd = central_difference_forces(energy_at, atoms.positions, h=1e-4)
+    np.testing.assert_allclose(f, f_fd, atol=1e-8 + 1e-6 * np.abs(f_fd).max())
+    # stress by finite strain (graph rebuilt, so the neighbour list is exercised too)
+    eps = 1e-5
+    s_fd = np.zeros(6)
+    for k, (a, b) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):
+        vals = []
+        for sign in (1, -1):
+            d = np.eye(3)
+            d[a, b] += sign * eps / (1 if a == b else 2)
+            d[b, a] += 0 if a == b else sign * eps / 2
+            st = atoms.copy()
+            st.set_cell(atoms.cell.array @ d, scale_atoms=True)
+            vals.append(_efs(model, params, st)[0])
+        s_fd[k] = (vals[0] - vals[1]) / (2 * eps) / atoms.get_volume()
+    np.testing.assert_allclose(s, s_fd, atol=1e-8)
+
+
+def test_padding_and_jit_invariance(system):
+    model, params, atoms = system
+    other = random_cell_atoms(6, CELL * 0.8, pbc=False, seed=9, min_dist=2.1, symbols=["Ag", "Cu"])
+    g1 = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    g2 = jaxmlp.atoms_to_graph(other, model.cutoff)
+    ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+    e1, f1 = ef(model, params, g1)
+    e2, f2 = ef(model, params, g2)
+    # without jit (op by op) the same numbers
+    np.testing.assert_allclose(np.asarray(model.apply(params, g2)), np.asarray(jax.jit(model.apply)(params, g2)), atol=1e-12)
+    batch = jaxmlp.batch_graphs([g1, g2], jaxmlp.Buckets(n_node=24, n_edge=256, n_graph=3))
+    eb, fb = ef(model, params, batch)
+    np.testing.assert_allclose(eb[:2], [e1[0], e2[0]], atol=1e-11)
+    assert float(eb[2]) == 0.0
+    np.testing.assert_allclose(fb[: len(atoms)], f1, atol=1e-11)
+    np.testing.assert_allclose(fb[len(atoms) : len(atoms) + len(other)], f2, atol=1e-11)
+    assert np.all(np.asarray(fb[len(atoms) + len(other) :]) == 0.0)
+    raw = model.apply(params, batch)
+    assert np.all(np.isfinite(np.asarray(raw)))
+    grads = jax.jit(jax.grad(lambda p, g: jnp.sum(jaxmlp.energy(model, p, g))))(params, batch)
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree_util.tree_leaves(grads))
+
+
+def test_calculator_and_float32(system):
+    model, params, atoms = system
+    calc = jaxmlp.Calculator(model, params)
+    a = atoms.copy()
+    a.calc = calc
+    e64, f64, _ = _efs(model, params, atoms)
+    assert a.get_potential_energy() == pytest.approx(e64, abs=1e-9)
+    np.testing.assert_allclose(a.get_forces(), f64, atol=1e-9)
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    g32 = g._replace(nodes={**g.nodes, "positions": g.nodes["positions"].astype(np.float32)}, globals={**g.globals, "cell": g.globals["cell"].astype(np.float32)})
+    p32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), params)
+    e32, f32 = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)(model, p32, g32)
+    assert e32.dtype == jnp.float32 and f32.dtype == jnp.float32
+    assert float(e32[0]) == pytest.approx(e64, abs=1e-4)
+    np.testing.assert_allclose(np.asarray(f32), f64, atol=1e-4)
+
+
+# --------------------------------------------------------------------------
+# a 1-layer model is a linear ACE: reference evaluation with explicit loops
+
+
+def _reference_linear_ace(model, params, atoms):
+    """Per-atom energies of a 1-layer, linear-embedding ml-ACE, evaluated in numpy loops."""
+    cfg = model.config
+    rc, nq = cfg["cutoff"], cfg["n_radial"]
+    zs = cfg["elements"]
+    spec = {z: k for k, z in enumerate(zs)}
+    embed = np.asarray(params["embed"])
+    layer = params["layers"][0]
+    W = np.asarray(layer["radial"])  # [S, Q*K, (lb+1)*C]
+    coeffs = np.asarray(layer["coeffs"])[:, 0]
+    bias = np.asarray(layer["bias"])[:, 0]
+    E0 = np.asarray(params["E0"])
+    norm = float(params["norm"])
+    from jaxmlp.models.mlace import _LAYERS
+
+    basis = _LAYERS[model][1][0]
+    C, lb = basis.n_channels, basis.l_max_all
+    labels = basis.labels()
+    ii, jj, D = neighbor_list("ijD", atoms, rc)
+    out = np.zeros(len(atoms))
+    for i in range(len(atoms)):
+        si = spec[int(atoms.numbers[i])]
+        A = np.zeros((C, (lb + 1) ** 2))
+        for e in np.nonzero(ii == i)[0]:
+            d = D[e]
+            r = np.sqrt(d @ d)
+            sj = spec[int(atoms.numbers[jj[e]])]
+            fc = (1 - (r / rc) ** 2) ** 3
+            g = [np.sqrt(2 / rc) * np.sin(q * np.pi * r / rc) / r * fc for q in range(1, nq + 1)]
+            u = [g[q] * embed[sj, k] for q in range(nq) for k in range(embed.shape[1])]
+            Y = np.asarray(e3nn.spherical_harmonics(e3nn.Irreps("+".join(f"{l}{'eo'[l % 2]}" for l in range(lb + 1))), d / r, normalize=False, normalization="component").array)
+            for l in range(lb + 1):
+                for c in range(C):
+                    Rlc = sum(u[f] * W[si, f, l * C + c] for f in range(len(u)))
+                    for m in range(2 * l + 1):
+                        A[c, l * l + m] += Rlc * Y[l * l + m] / norm
+        B = []
+        for order, items, L in labels:
+            blocks = [A[c, l * l : (l + 1) ** 2] for l, c in items]
+            if order == 1:
+                B.append(blocks[0][0])
+            elif order == 2:
+                B.append(sum(blocks[0][m] * blocks[1][m] for m in range(len(blocks[0]))))
+            elif order == 3:
+                cg = np.asarray(e3nn.clebsch_gordan(*[l for l, _ in items]))
+                tot = 0.0
+                for a in range(cg.shape[0]):
+                    for b in range(cg.shape[1]):
+                        for c3 in range(cg.shape[2]):
+                            tot += cg[a, b, c3] * blocks[0][a] * blocks[1][b] * blocks[2][c3]
+                B.append(tot)
+            else:
+                raise AssertionError("reference covers orders 1-3")
+        out[i] = np.dot(coeffs, B) + bias[si] + E0[si]
+    return out
+
+
+def test_one_layer_is_linear_ace_reference():
+    atoms = random_cell_atoms(7, CELL, pbc=True, seed=11, min_dist=2.0, symbols=["Cu", "Ag", "Ag"])
+    model = _model(1, n_properties=1, embedding="linear", l_max=(0, 2, 2), n_max=(2, 2, 2), n_radial=3)
+    params = _params(model, atoms, seed=4)
+    params["layers"][0]["bias"] = jnp.array([[0.1], [-0.2]])
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    e = np.asarray(model.apply(params, g))
+    ref = _reference_linear_ace(model, params, atoms)
+    np.testing.assert_allclose(e, ref, rtol=1e-10, atol=1e-12)
+    # and the energy is linear in the expansion coefficients c̃
+    p2 = {**params, "layers": [{**params["layers"][0], "coeffs": 2.0 * params["layers"][0]["coeffs"]}]}
+    e2 = np.asarray(model.apply(p2, g))
+    np.testing.assert_allclose(e2 - e, e - np.asarray(model.apply({**params, "layers": [{**params["layers"][0], "coeffs": 0 * params["layers"][0]["coeffs"]}]}, g)), atol=1e-12)

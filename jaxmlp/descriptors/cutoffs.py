@@ -128,7 +128,7 @@ def core_function(name: str, x, asymmetric: bool = False):
     xs = jnp.where(inside, jnp.clip(x, 0.0, 1.0), 0.5)
     if asymmetric:
         xs = (2.0 - xs) * xs
-    return jnp.where(inside, _core(name, xs), 0.0)
+    return jnp.where(inside, jnp.where(x > 0.0, _core(name, xs), 1.0), 0.0)
 
 
 def cutoff_function(r, rc, kind="poly2", alpha: float = 0.0):

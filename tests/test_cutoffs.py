@@ -90,7 +90,7 @@ def test_core_and_compact_functions(core):
     x = jnp.linspace(0.0, 1.2, 13)
     v = np.asarray(core_function(core, x))
     assert v[0] == pytest.approx(1.0, abs=1e-15)
-    assert np.all(np.abs(v[x >= 1.0 - 1e-12]) < 1e-14)
+    assert np.all(np.abs(v[x >= 1.0 - 1e-12]) < 1e-12)
     assert np.all(np.diff(v) <= 1e-14)  # monotone decreasing on [0, 1]
     # compact function: 1 at the centre, 0 at and beyond the support edges, symmetric
     left, right = -2.0, 6.0

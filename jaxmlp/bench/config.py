@@ -86,7 +86,7 @@ def run_config(cfg: dict, out: pathlib.Path, seed: int = 0, progress: bool = Tru
     ds = load_structures(dcfg.get("path"), dcfg.get("default", "cu_clusters_emt"), int(dcfg.get("n", 60)), seed)
     split = tuple(dcfg.get("split", (0.8, 0.1, 0.1)))
     train_set, valid_set, test_set = ds.split(split, seed=seed)
-    model = make_model(kind, ds.elements, cutoff, n_layers=n_layers)
+    model = make_model(kind, ds.elements, cutoff, n_layers=n_layers, dataset=train_set)
     tcfg.setdefault("seed", seed)
     tcfg.setdefault("progress", progress)
     try:

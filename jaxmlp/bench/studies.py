@@ -16,8 +16,12 @@ CU_LJ = dict(epsilon=0.409, sigma=2.338)
 
 
 # ---------------------------------------------------------------- models
-def make_model(kind: str, elements, cutoff: float, n_layers: int = 1):
-    """A default model of ``kind`` for ``elements`` (atomic numbers) and ``cutoff`` Å."""
+def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None):
+    """A default model of ``kind`` for ``elements`` (atomic numbers) and ``cutoff`` Å.
+
+    With a training ``dataset`` the HDNNP gets n2p2-style symmetry-function
+    scaling (min/max, centred) and per-element E0 fitted on it; ml-ACE gets E0.
+    """
     from jaxmlp import models
 
     elements = sorted(int(z) for z in elements)
@@ -26,15 +30,17 @@ def make_model(kind: str, elements, cutoff: float, n_layers: int = 1):
     if kind == "morse":
         return models.morse(cutoff=cutoff, **CU_MORSE)
     if kind == "hdnnp":
-        if not hasattr(models, "hdnnp"):
-            raise CLIError("the HDNNP model is not available in this installation")
         from jaxmlp.descriptors import acsf
+        from jaxmlp.models.hdnnp import fit_reference_energies
 
-        sfs = acsf.default_symmetry_functions(elements, cutoff)
-        return models.hdnnp(elements, sfs, hidden=(25, 25), activation="tanh")
+        sfs = acsf.radial_grid(elements, cutoff, 8) + acsf.angular_set(elements, cutoff, etas=(0.0, 0.02), zetas=(1.0, 4.0))
+        scaling, e0 = None, None
+        if dataset is not None:
+            stats = acsf.ACSF(elements, sfs).statistics(dataset.graphs(cutoff, triplets=True))
+            scaling = {"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}
+            e0 = fit_reference_energies(dataset, elements)
+        return models.hdnnp(elements, sfs, hidden=(25, 25), activation="tanh", scaling=scaling, e0=e0)
     if kind == "mlace":
-        if not hasattr(models, "mlace"):
-            raise CLIError("the ml-ACE model is not available in this installation")
         return models.mlace(elements, cutoff, n_layers=n_layers)
     raise CLIError(f"unknown model {kind!r}; choose from lj, morse, hdnnp, mlace")
 
@@ -219,8 +225,11 @@ def run_locality(args, out: pathlib.Path) -> dict:
 
 
 def _fragment_series(atoms, H, calc, model_params, args):
-    """G′ and ||Δf|| of the centre atom for fragments of increasing radius."""
+    """G, G′ and ||Δf|| of the centre atom for fragments of increasing radius,
+    and the threshold Γ (0.15 eV/Å force tolerance) when it can be bracketed."""
     import jaxmlp
+    from jaxmlp.analysis.fragments import fragment_series
+    from jaxmlp.analysis.locality import gamma
 
     center = args.center
     if center is None:
@@ -231,22 +240,15 @@ def _fragment_series(atoms, H, calc, model_params, args):
         raise CLIError(f"--center {center} out of range for {len(atoms)} atoms")
     if model_params is not None:
         calc = jaxmlp.Calculator(*model_params)
-    full = atoms.copy()
-    full.calc = calc
-    f_full = full.get_forces()[center]
-    rows = []
-    for r in args.radii:
-        frag = jaxmlp.fragments.cut(atoms, center, r)
-        fa = frag.atoms.copy()
-        fa.calc = calc
-        local = int(np.flatnonzero(np.asarray(frag.parent_indices) == center)[0])
-        df = float(np.linalg.norm(fa.get_forces()[local] - f_full))
-        kept = set(int(p) for p in frag.parent_indices if p >= 0)
-        excluded = [b for b in range(len(atoms)) if b not in kept]
-        G = np.asarray(jaxmlp.locality.group_matrix(H, center, excluded)) if excluded else np.zeros((3, 3))
-        rows.append({"radius": r, "n_fragment_atoms": len(fa), "n_saturating_H": len(frag.saturating),
-                     "delta_f_norm": df, "G_norm_excluded": float(np.linalg.norm(G))})
-    return {"center": center, "series": rows}
+    series = fragment_series(atoms, calc, center, radii=sorted(args.radii), hessian=H, delta=args.delta)
+    rows = [{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in r.items()} for r in series.rows]
+    out = {"center": center, "series": rows}
+    try:
+        out["gamma_eV_per_A2"] = float(gamma([r["delta_f_norm"] for r in rows], [r["Gprime_norm"] for r in rows], force_tolerance=0.15))
+    except ValueError as exc:  # too few or unbracketed points
+        out["gamma_eV_per_A2"] = None
+        out["gamma_note"] = str(exc)
+    return out
 
 
 # ---------------------------------------------------------------- training-based studies
@@ -300,7 +302,7 @@ def run_cutoff(args, out: pathlib.Path) -> dict:
     ds, train, valid, test = _dataset_and_split(args)
     rows = []
     for rc in tqdm(sorted(args.cutoffs), desc="cutoffs", disable=args.no_progress):
-        model = make_model(args.model, ds.elements, rc)
+        model = make_model(args.model, ds.elements, rc, dataset=train)
         params, history, t_train = _train(model, train, valid, args.epochs, args.loss, args.seed, not args.no_progress)
         row = {"cutoff": rc, "train_seconds": t_train, **_errors(model, params, test),
                "seconds_per_atom": _cost_per_atom(model, params, test), **_model_force_range(model, params, test)}
@@ -318,7 +320,7 @@ def run_layers(args, out: pathlib.Path) -> dict:
     ds, train, valid, test = _dataset_and_split(args)
     rows = []
     for L in tqdm(sorted(args.layers), desc="layers", disable=args.no_progress):
-        model = make_model("mlace", ds.elements, args.cutoff, n_layers=L)
+        model = make_model("mlace", ds.elements, args.cutoff, n_layers=L, dataset=train)
         params, history, t_train = _train(model, train, valid, args.epochs, "forces", args.seed, not args.no_progress)
         row = {"n_layers": L, "cutoff": args.cutoff, "2LRc": 2 * L * args.cutoff, "train_seconds": t_train,
                **_errors(model, params, test), "seconds_per_atom": _cost_per_atom(model, params, test),

@@ -166,13 +166,12 @@ def model_range(progress):
     out = {}
     models = {"morse_rc3": (jaxmlp.models.morse(D=1.0, alpha=1.5, r0=1.4, cutoff=3.0), None)}
     try:
-        from jaxmlp.models import hdnnp  # noqa: F401
+        from jaxmlp.descriptors import angular_set, radial_grid
 
-        factory = getattr(jaxmlp.models, "hdnnp", None)
-        if callable(factory):
-            m = factory(elements=(1, 6), cutoff=3.0)
-            models["hdnnp_rc3_untrained"] = (m, None)
-    except Exception as err:  # HDNNP not in this checkout, or a different signature
+        rc = 3.0
+        sf = radial_grid(["H", "C"], rc, 4) + angular_set(["H", "C"], rc, etas=(0.0,), zetas=(1.0, 4.0))
+        models["hdnnp_rc3_untrained"] = (jaxmlp.models.hdnnp(["H", "C"], sf, hidden=(10, 10)), None)
+    except (ImportError, AttributeError) as err:  # HDNNP not in this checkout
         out["hdnnp_note"] = f"HDNNP not included: {type(err).__name__}: {err}"
     for key, (model, params) in models.items():
         g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)

@@ -26,6 +26,7 @@ Checkpoints are written by orbax collectively (all processes call save).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import math
 import os
@@ -199,6 +200,22 @@ def make_eval_step(model: Model, config: TrainConfig, mesh: Mesh) -> Callable:
     return jax.jit(step, in_shardings=(repl, data), out_shardings=repl)
 
 
+_STEP_FIELDS = ("loss", "kappa", "variant", "huber_delta", "stress_weight", "optimiser", "learning_rate", "schedule",
+                "decay_rate", "warmup_epochs", "grad_clip", "epochs")
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_steps(model, key, steps_per_epoch, mesh):
+    """(optimiser, train_step, eval_step) shared by runs with the same model and step settings.
+
+    Jitted closures are cached so that repeated or resumed runs in one
+    process reuse the compiled programs.
+    """
+    config = TrainConfig(**dict(zip(_STEP_FIELDS, key)))
+    optimiser = make_optimiser(config, steps_per_epoch)
+    return optimiser, make_train_step(model, optimiser, config, mesh), make_eval_step(model, config, mesh)
+
+
 # ----------------------------------------------------------------- checks
 
 
@@ -326,10 +343,9 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
     if params is None:
         first = next(train_set.batches(cutoff, buckets=buckets, batch_size=per_dev, shuffle=False, triplets=trip))
         params = model.init(k_init, jax.tree.map(jnp.asarray, first.graph))
-    optimiser = make_optimiser(config, steps_per_epoch)
+    step_key = tuple(getattr(config, f) for f in _STEP_FIELDS)
+    optimiser, train_step, eval_step = _compiled_steps(model, step_key, steps_per_epoch, mesh)
     opt_state = optimiser.init(params)
-    train_step = make_train_step(model, optimiser, config, mesh)
-    eval_step = make_eval_step(model, config, mesh)
 
     state = {
         "params": params,

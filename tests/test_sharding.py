@@ -1,0 +1,68 @@
+"""Data-parallel training over 2 (virtual CPU) devices equals training on 1 device."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jaxmlp.data")
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    sys.path.insert(0, {tests!r})
+    from ase.calculators.morse import MorsePotential
+    from helpers import random_cell_atoms
+    from jaxmlp.data import Dataset
+    from jaxmlp.models import morse
+    from jaxmlp.training import TrainConfig, train, device_batches, data_mesh
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    frames = []
+    for s in range(12):
+        a = random_cell_atoms(4 + s % 3, np.eye(3) * 3.6, seed=s, min_dist=1.05)
+        a.calc = MorsePotential(epsilon=1.0, rho0=1.6 * 1.3, r0=1.3, rcut1=0.7 * 3.5 / 1.3, rcut2=3.5 / 1.3)
+        a.get_forces()
+        frames.append(a)
+    ds = Dataset.from_atoms(frames).with_weight([1.0 + (k % 4) for k in range(12)])
+    tr, va = ds[:9], ds[9:]  # 9 = 2 full global batches of 4 + a last one of 1
+    model = morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5)
+    cfg = TrainConfig(loss="forces", epochs=3, batch_size=4, learning_rate=0.01, seed=1)
+    params, hist = train(model, tr, va, cfg)
+    mesh = data_mesh()
+    per = 4 // mesh.devices.size
+    b = next(device_batches(tr, 3.5, tr.buckets(3.5, per), mesh.devices.size, per, True, 0))
+    arr = jax.device_put(b.energy, NamedSharding(mesh, P("data")))
+    print(json.dumps({{"n_devices": jax.device_count(), "shards": len(arr.addressable_shards),
+                       "params": {{k: float(v) for k, v in params.items()}},
+                       "train_loss": [h["train_loss"] for h in hist], "valid_loss": [h["valid_loss"] for h in hist]}}))
+    """
+)
+
+
+def _run(n_devices):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n_devices}").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    tests = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=os.path.dirname(tests))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_two_devices_match_one():
+    one, two = _run(1), _run(2)
+    assert one["n_devices"] == 1 and two["n_devices"] == 2
+    assert two["shards"] == 2  # the leading (device) axis really is split
+    for k, v in one["params"].items():
+        assert two["params"][k] == pytest.approx(v, rel=1e-10, abs=1e-12), k
+    np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=1e-10)
+    np.testing.assert_allclose(two["valid_loss"], one["valid_loss"], rtol=1e-10)

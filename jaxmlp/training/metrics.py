@@ -201,7 +201,7 @@ def nve_energy_drift(model, params, atoms, timestep_fs: float = 0.5, steps: int 
         ``temperature`` [steps+1] (K).
     """
     from ase import units
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md import velocitydistribution as vd
     from ase.md.verlet import VelocityVerlet
 
     from ..calculator import Calculator
@@ -210,8 +210,12 @@ def nve_energy_drift(model, params, atoms, timestep_fs: float = 0.5, steps: int 
         raise ValueError(f"need timestep_fs > 0 and steps >= 1, got {timestep_fs}, {steps}")
     a = atoms.copy()
     a.calc = Calculator(model, params)
-    MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=np.random.default_rng(seed))
-    Stationary(a)
+    rng = np.random.default_rng(seed)
+    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.28
+        vd.thermalize_momenta(a, temperature_K, rng=rng)
+    else:  # pragma: no cover - older ASE
+        vd.MaxwellBoltzmannDistribution(a, temperature_K=temperature_K, rng=rng)
+    vd.Stationary(a)
     dyn = VelocityVerlet(a, timestep=timestep_fs * units.fs)
     n = len(a)
     energies, temps = [], []

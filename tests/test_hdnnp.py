@@ -1,0 +1,194 @@
+"""HDNNP model: forces vs finite differences, invariances, padding/jit, float32, E0 fit, Calculator."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ase import Atoms
+
+import jaxmlp
+from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, compact_angular, compact_radial, radial_grid
+from jaxmlp.models import fit_reference_energies, hdnnp
+
+from helpers import random_cell_atoms
+
+RC = 3.6
+
+
+@functools.lru_cache(maxsize=None)
+def _make(kind="exp"):
+    if kind == "exp":
+        fns = radial_grid(["Cu", "O"], RC, 3) + angular_set(["Cu", "O"], RC, etas=(0.05,), zetas=(1, 4)) + [
+            angular_narrow("O", ("Cu", "O"), 0.1, -1.0, 2.0, RC)]
+        ct = "poly2"
+    else:
+        fns = [compact_radial(c, e, -RC, RC, "p2a") for c in ("Cu", "O") for e in ("Cu", "O")] + [
+            compact_angular(c, p, -RC, RC, a, b, "p2") for c in ("Cu", "O") for p in (("Cu", "Cu"), ("Cu", "O"), ("O", "O"))
+            for a, b in ((-90.0, 90.0), (30.0, 150.0))]
+        ct = "poly2"
+    atoms = random_cell_atoms(8, np.diag([4.2, 4.0, 4.4]) + 0.3 * np.tri(3, k=-1), seed=7, min_dist=1.3, symbols=["Cu", "O"])
+    acsf = ACSF(["Cu", "O"], fns, ct)
+    g = jaxmlp.atoms_to_graph(atoms, RC, triplets=True)
+    stats = acsf.statistics([g])
+    model = hdnnp(["Cu", "O"], fns, hidden=(8, 6), activation="tanh", cutoff_type=ct,
+                  scaling={"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}, e0={"Cu": -1.5, "O": -0.3})
+    params = model.init(jax.random.PRNGKey(0), g)
+    return atoms, model, params
+
+
+@pytest.fixture(scope="module", params=["exp", "compact"])
+def setup(request):
+    return _make(request.param)
+
+
+_ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+_e = jax.jit(jaxmlp.energy, static_argnums=0)
+
+
+def _graph(model, atoms):
+    return jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=True)
+
+
+def test_forces_match_finite_differences(setup):
+    atoms, model, params = setup
+    g = _graph(model, atoms)
+    _, f = _ef(model, params, g)
+
+    def efn(pos):
+        a = atoms.copy()
+        a.positions = pos
+        return float(_e(model, params, _graph(model, a))[0])
+
+    # 4th-order central differences of the full energy for the first three atoms
+    pos0 = atoms.positions.copy()
+    fd = np.zeros((3, 3))
+    h = 1e-4
+    for a in range(3):
+        for k in range(3):
+            vals = []
+            for s in (-2, -1, 1, 2):
+                p = pos0.copy()
+                p[a, k] += s * h
+                vals.append(efn(p))
+            fd[a, k] = -(vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
+    assert np.abs(fd).max() > 1e-3
+    np.testing.assert_allclose(np.asarray(f)[:3], fd, rtol=1e-6, atol=1e-8)
+    assert abs(float(np.asarray(f).sum(0).max())) < 1e-10  # Newton's third law (translation invariance)
+
+
+def test_invariances(setup):
+    atoms, model, params = setup
+    e0 = float(_e(model, params, _graph(model, atoms))[0])
+    rng = np.random.default_rng(3)
+    # translation (wrapped or not) and rotation of cell + positions
+    a = atoms.copy()
+    a.positions += np.array([0.37, -1.2, 2.9])
+    assert float(_e(model, params, _graph(model, a))[0]) == pytest.approx(e0, rel=1e-12)
+    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    b = atoms.copy()
+    b.set_cell(atoms.cell.array @ q.T, scale_atoms=False)
+    b.positions = atoms.positions @ q.T
+    assert float(_e(model, params, _graph(model, b))[0]) == pytest.approx(e0, rel=1e-12)
+    # permutation of atoms
+    perm = rng.permutation(len(atoms))
+    c = atoms[perm]
+    assert float(_e(model, params, _graph(model, c))[0]) == pytest.approx(e0, rel=1e-12)
+
+
+def test_padding_and_jit(setup):
+    atoms, model, params = setup
+    g = _graph(model, atoms)
+    e_plain = model.apply(params, g)  # eager, no jit
+    b = jaxmlp.batch_graphs([g, g], jaxmlp.Buckets(n_node=24, n_edge=2 * len(g.senders) + 6, n_graph=3,
+                                                   n_triplet=2 * len(g.globals["triplets"]) + 4))
+    e, f = _ef(model, params, b)
+    _, f1 = _ef(model, params, g)
+    np.testing.assert_allclose(np.asarray(e)[:2], float(np.sum(e_plain)), rtol=1e-12)
+    assert float(e[2]) == 0.0
+    n = len(atoms)
+    np.testing.assert_allclose(np.asarray(f)[:n], np.asarray(f1), rtol=1e-10, atol=1e-12)
+    assert np.all(np.asarray(f)[2 * n :] == 0.0)
+
+
+def test_float32_matches_float64():
+    atoms, model, params = _make("exp")
+    g = _graph(model, atoms)
+    e64, f64 = _ef(model, params, g)
+    p32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
+    g32 = g._replace(nodes={**g.nodes, "positions": g.nodes["positions"].astype(np.float32)},
+                     globals={**g.globals, "cell": g.globals["cell"].astype(np.float32)})
+    e32, f32 = _ef(model, p32, g32)
+    assert e32.dtype == jnp.float32
+    assert float(e32[0]) == pytest.approx(float(e64[0]), rel=1e-5)
+    np.testing.assert_allclose(np.asarray(f32), np.asarray(f64), atol=1e-3 * float(np.abs(f64).max()) + 1e-5)
+
+
+def test_unknown_element_and_bad_config():
+    atoms, model, params = _make("exp")
+    bad = atoms.copy()
+    bad[0].symbol = "H"
+    with pytest.raises(ValueError, match="unknown element"):
+        model.apply(params, jaxmlp.atoms_to_graph(bad, model.cutoff, triplets=True))
+    with pytest.raises(ValueError, match="unknown element"):
+        jaxmlp.Calculator(model, params).get_potential_energy(bad)
+    fns = radial_grid(["Cu"], RC, 2)
+    with pytest.raises(ValueError, match="activation"):
+        hdnnp(["Cu"], fns, activation="swish")
+    with pytest.raises(ValueError, match="no symmetry functions"):
+        hdnnp(["Cu", "O"], fns)
+    with pytest.raises(ValueError, match="functions"):
+        hdnnp(["Cu"], fns, scaling={"mode": "scale", "stats": {"Cu": {"min": [0.0], "max": [1.0], "mean": [0.0]}}})
+
+
+def test_fit_reference_energies_known_answer():
+    rng = np.random.default_rng(0)
+    true = {1: -13.6, 8: -432.1, 29: -1000.25}
+    numbers = [rng.choice([1, 8, 29], size=rng.integers(2, 9)) for _ in range(12)]
+    energies = [sum(true[int(z)] for z in n) for n in numbers]
+    e0 = fit_reference_energies((numbers, energies))
+    assert e0 == pytest.approx({"H": -13.6, "O": -432.1, "Cu": -1000.25}, rel=1e-12)
+    # from ASE structures with attached energies, noise averages out
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    structs = []
+    for n, e in zip(numbers, energies):
+        a = Atoms(numbers=n, positions=rng.random((len(n), 3)) * 5)
+        a.calc = SinglePointCalculator(a, energy=e + 1e-9 * rng.standard_normal())
+        structs.append(a)
+    e0b = fit_reference_energies(structs)
+    assert e0b["Cu"] == pytest.approx(-1000.25, abs=1e-6)
+    with pytest.raises(ValueError, match="not in elements"):
+        fit_reference_energies((numbers, energies), elements=["H", "O"])
+    with pytest.raises(ValueError, match="at least one"):
+        fit_reference_energies(([], []))
+
+
+def test_calculator_energy_forces_stress_hessian():
+    atoms, model, params = _make("exp")
+    atoms = atoms.copy()
+    atoms.calc = jaxmlp.Calculator(model, params)
+    e = atoms.get_potential_energy()
+    f = atoms.get_forces()
+    g = _graph(model, atoms)
+    e_ref, f_ref = _ef(model, params, g)
+    assert e == pytest.approx(float(e_ref[0]), rel=1e-12)
+    np.testing.assert_allclose(f, np.asarray(f_ref), atol=1e-10)
+    s = atoms.get_stress()
+    # reference: central differences of the energy under strain, each from a freshly built graph
+    d, V, s_num = 1e-5, atoms.get_volume(), np.zeros(6)
+    for v, (i, j) in enumerate([(0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1)]):
+        ep = []
+        for sign in (1, -1):
+            eps = np.eye(3)
+            eps[i, j] += sign * d / (1 if i == j else 2)
+            eps[j, i] = eps[i, j]
+            a = atoms.copy()
+            a.set_cell(atoms.cell.array @ eps, scale_atoms=True)
+            ep.append(float(_e(model, params, _graph(model, a))[0]))
+        s_num[v] = (ep[0] - ep[1]) / (2 * d * V)
+    np.testing.assert_allclose(s, s_num, rtol=1e-6, atol=1e-8)
+    h = atoms.calc.get_hessian(atoms)
+    assert h.shape == (3 * len(atoms), 3 * len(atoms))
+    np.testing.assert_allclose(h, h.T, atol=1e-8 * np.abs(h).max())

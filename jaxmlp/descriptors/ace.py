@@ -324,20 +324,26 @@ def evaluate_products(A: jax.Array, basis: ProductBasis) -> jax.Array:
         raise ValueError(f"A must be [N, C, (L+1)^2], got shape {A.shape}")
     if A.shape[1] < basis.n_channels or A.shape[2] < (basis.l_max_all + 1) ** 2:
         raise ValueError(f"A of shape {A.shape} is too small for a basis with n_max={basis.n_max}, l_max={basis.l_max}")
+    # Dense-then-gather: each group is contracted for all channel tuples at
+    # once (a few large einsums instead of one gather per factor), then the
+    # canonical (sorted) tuples are picked with one static gather.
     out = []
     for g in basis.groups:
-        f = [A[:, g.channels[:, k], g.ls[k] ** 2 : (g.ls[k] + 1) ** 2] for k in range(g.order)]  # [N, T, 2l+1]
+        n_ch = basis.n_max[g.order - 1]
+        blk = [A[:, :n_ch, l * l : (l + 1) ** 2] for l in g.ls]  # [N, C, 2l+1]
         if g.order == 1:
-            out.append(f[0][..., 0])
+            full = blk[0][..., 0]
         elif g.order == 2:
-            out.append(jnp.sum(f[0] * f[1], axis=-1))
+            full = jnp.einsum("nam,nbm->nab", blk[0], blk[1])
         elif g.order == 3:
             C = jnp.asarray(g.coupling[0], A.dtype)
-            t = jnp.einsum("nta,ntb,abc->ntc", f[0], f[1], C)
-            out.append(jnp.sum(t * f[2], axis=-1))
+            t = jnp.einsum("nam,nbk,mkq->nabq", blk[0], blk[1], C)
+            full = jnp.einsum("nabq,ncq->nabc", t, blk[2])
         else:
             C12, C34 = (jnp.asarray(c, A.dtype) for c in g.coupling)
-            x = jnp.einsum("nta,ntb,abM->ntM", f[0], f[1], C12)
-            y = jnp.einsum("ntc,ntd,cdM->ntM", f[2], f[3], C34)
-            out.append(jnp.sum(x * y, axis=-1))
+            x = jnp.einsum("nam,nbk,mkq->nabq", blk[0], blk[1], C12)
+            y = jnp.einsum("ncm,ndk,mkq->ncdq", blk[2], blk[3], C34)
+            full = jnp.einsum("nabq,ncdq->nabcd", x, y)
+        flat = np.ravel_multi_index(tuple(g.channels.T), (n_ch,) * g.order)
+        out.append(full.reshape(full.shape[0], -1)[:, flat])
     return jnp.concatenate(out, axis=1)

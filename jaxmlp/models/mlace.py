@@ -175,7 +175,6 @@ def mlace(
     n_T = [1] + [k_max + 1] * (n_layers - 1)
     table = jnp.asarray(species_table(zs))
     l_all = max(b.l_max_all for b in bases)
-    lm_to_l = np.repeat(np.arange(l_all + 1), 2 * np.arange(l_all + 1) + 1)
 
     def _geometry(graph):
         vec = edge_vectors(graph)
@@ -225,7 +224,6 @@ def mlace(
         for n, layer in enumerate(params["layers"]):
             b = bases[n]
             C, lb = b.n_channels, b.l_max_all
-            nlm = (lb + 1) ** 2
             if n == 0:
                 u = ge
             else:
@@ -237,8 +235,9 @@ def mlace(
             else:
                 R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
                 R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
-            R = R.reshape(-1, lb + 1, C)[:, lm_to_l[:nlm], :]  # [E, nlm, C]
-            phi = R * Y[:, :nlm, None]
+            R = R.reshape(-1, lb + 1, C)
+            # φ_{e,lm,c} = Y_lm(r̂_e) R_{e,l,c}: per-l broadcast (no gather along lm)
+            phi = jnp.concatenate([Y[:, l * l : (l + 1) ** 2, None] * R[:, l : l + 1, :] for l in range(lb + 1)], axis=1)
             A = jax.ops.segment_sum(phi, graph.receivers, num_segments=n_nodes) / norm  # [N, nlm, C]
             B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
             props = B @ layer["coeffs"].astype(dtype) + layer["bias"].astype(dtype)[s]

@@ -75,6 +75,10 @@ class TrainConfig:
     checkpoint_every : int
         Epochs between checkpoints.
     keep_checkpoints : int
+    time_limit : float or None
+        Stop after the first epoch at which the cumulative training time
+        (seconds, steps only) reaches this budget — for equal-wall-time
+        comparisons.
     progress : bool
         tqdm progress bar over epochs.
     log_file : str or None
@@ -105,6 +109,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
+    time_limit: float | None = None
     progress: bool = False
     log_file: str | None = None
 
@@ -140,6 +145,8 @@ class TrainConfig:
             bad(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
         if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
             bad(f"patience must be None or a positive integer, got {self.patience!r}")
+        if self.time_limit is not None and not (self.time_limit > 0):
+            bad(f"time_limit must be None or positive seconds, got {self.time_limit!r}")
         if self.grad_clip is not None and not (self.grad_clip > 0):
             bad(f"grad_clip must be None or positive, got {self.grad_clip!r}")
         if self.taylor_order not in (1,):

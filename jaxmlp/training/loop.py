@@ -403,6 +403,8 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
         state["epoch"] = np.asarray(epoch + 1)
         history.append(record)
         stopped = config.patience is not None and int(state["bad_epochs"]) >= config.patience
+        if config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
+            stopped = True
         if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or stopped or epoch + 1 == config.epochs):
             ckpt.save(epoch + 1, state, {"history": history, "stopped": stopped, "config": config.to_dict(),
                                          "model": {"name": model.name, "config": model.config}})

@@ -23,6 +23,8 @@ from .observables import (
 
 from . import descriptors, io
 from .serialization import load, save
+from . import training
+from .training import TrainConfig, train
 
 __version__ = "0.1.0"
 
@@ -55,4 +57,7 @@ __all__ = [
     "io",
     "save",
     "load",
+    "training",
+    "TrainConfig",
+    "train",
 ]

@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 __all__ = ["CheckpointManager"]
 
@@ -42,6 +41,9 @@ class CheckpointManager:
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
         if not isinstance(max_to_keep, int) or max_to_keep < 1:
             raise ValueError(f"max_to_keep must be a positive integer, got {max_to_keep!r}")
+        import orbax.checkpoint as ocp  # imported lazily: it is slow to import
+
+        self._ocp = ocp
         self.directory = os.path.abspath(os.fspath(directory))
         os.makedirs(self.directory, exist_ok=True)
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True)
@@ -54,6 +56,7 @@ class CheckpointManager:
 
     def save(self, step: int, state: Any, meta: dict) -> None:
         """Write ``state`` (pytree of arrays) and ``meta`` (JSON-able dict) as ``step``."""
+        ocp = self._ocp
         state = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), state)
         self._mgr.save(
             int(step),
@@ -73,6 +76,7 @@ class CheckpointManager:
         step = self.latest_step if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        ocp = self._ocp
         abstract = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), target)
         out = self._mgr.restore(
             int(step),

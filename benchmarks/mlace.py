@@ -34,6 +34,34 @@ import jaxmlp  # noqa: E402
 from jaxmlp.models import mlace  # noqa: E402
 from jaxmlp.models.mlace import basis_sizes  # noqa: E402
 
+# Timing script for ace-jax (run by a separate interpreter, e.g. a scratch venv
+# with ``pip install ace-jax``; ace-jax is not a jaxmlp dependency).  Same Cu
+# structure; the neighbour list is built once (skin) and reused, as our graph is.
+ACEJAX_SCRIPT = r"""
+import json, sys, time, statistics
+import jax
+jax.config.update("jax_enable_x64", True)
+from ase.build import bulk
+from ace_jax.basis.model import build_model
+from ace_jax import ACECalculator
+deg, repeat = int(sys.argv[1]), int(sys.argv[2])
+b = build_model(["Cu"], 3, deg, rcut=6.0)
+atoms = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(8)
+atoms.rattle(0.05, seed=1)
+out = {"n_B": int(b.meta["n_B"]), "totaldegree": deg, "order": 3, "rcut": 6.0, "n_atoms": len(atoms)}
+for dt in ("float64", "float32"):
+    calc = ACECalculator(*b.eval_pair(), dtype=dt)
+    atoms.calc = calc
+    t = time.perf_counter(); atoms.get_forces(); first = time.perf_counter() - t
+    times = []
+    for k in range(repeat):
+        atoms.positions[0, 0] += 1e-4  # new positions: recompute, neighbour list reused
+        t = time.perf_counter(); atoms.get_potential_energy(); atoms.get_forces(); times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    out[dt] = {"first_call_s": first, "time_s": med, "atoms_per_s": len(atoms) / med}
+print("RESULT " + json.dumps(out))
+"""
+
 BASIS = dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -83,8 +111,29 @@ def ethanol_graph(batch=64, cutoff=4.0):
     return sum(len(a) for a in frames), g
 
 
-def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat=5, out=None):
-    """Run the benchmark; return the results dict (also written as JSON)."""
+def acejax_reference(python: str, totaldegree: int = 13, repeat: int = 3) -> dict:
+    """Time ace-jax (order 3, ``totaldegree`` → 286 functions at 13) on the same Cu cell.
+
+    Parameters
+    ----------
+    python : str
+        Interpreter of an environment with ace-jax installed.
+    """
+    import subprocess
+
+    proc = subprocess.run([python, "-c", ACEJAX_SCRIPT, str(totaldegree), str(repeat)], capture_output=True, text=True, timeout=1200)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    return {"error": (proc.stderr or proc.stdout)[-2000:]}
+
+
+def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat=5, out=None, acejax_python=None):
+    """Run the benchmark; return the results dict (also written as JSON).
+
+    ``acejax_python``: interpreter of a scratch venv with ace-jax, timed on
+    the same Cu cell right after ours (same machine load).
+    """
     if quick:
         layers, dtypes, repeat = (1, 2), ("float64",), 3
     res = {
@@ -108,6 +157,9 @@ def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat
                        "basis_per_layer": basis_sizes(model), **r}
                 print(json.dumps(run), flush=True)
                 res["runs"].append(run)
+    if acejax_python:
+        res["acejax"] = acejax_reference(acejax_python, repeat=repeat)
+        print("ace-jax:", json.dumps(res["acejax"]), flush=True)
     res["machine"]["loadavg_end"] = os.getloadavg()
     out = out or str(ROOT / "benchmarks" / "results" / ("mlace_quick.json" if quick else "mlace.json"))
     pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -123,5 +175,6 @@ if __name__ == "__main__":
     ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--acejax-python", default=None, help="python of a venv with ace-jax, for the reference timing")
     a = ap.parse_args()
-    main(quick=a.quick, layers=tuple(a.layers), dtypes=tuple(a.dtypes), repeat=a.repeat, out=a.out)
+    main(quick=a.quick, layers=tuple(a.layers), dtypes=tuple(a.dtypes), repeat=a.repeat, out=a.out, acejax_python=a.acejax_python)

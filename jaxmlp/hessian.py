@@ -228,7 +228,7 @@ def sparse_hessian(
     params,
     graph,
     method: str = "auto",
-    batch_budget: int = 4_000_000,
+    batch_budget: int = 2_000_000,
     progress: bool = False,
 ) -> SparseHessian:
     """Exact blocked Hessian of a local model, cost linear in the number of atoms.

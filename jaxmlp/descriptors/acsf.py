@@ -498,68 +498,43 @@ class ACSF:
         for q, (a, b) in enumerate(pairs):
             pair_index[a, b] = pair_index[b, a] = q
         self._pair_index = pair_index
-        npair = len(pairs)
-        self._npair = npair
+        self._npair = len(pairs)
 
-        rad_slots = {(c, a): [] for c in range(S) for a in range(S)}
-        ang_slots = {(c, q): [] for c in range(S) for q in range(npair)}
-        for s in self.symbols:
-            c = zi[s]
-            for col, f in enumerate(self.functions[s]):
-                if f["type"] in RADIAL_TYPES:
-                    rad_slots[(c, zi[f["e1"]])].append((col, f))
-                else:
-                    ang_slots[(c, pair_index[zi[f["e1"]], zi[f["e2"]]])].append((col, f))
-        kr = max(len(v) for v in rad_slots.values())
-        ka = max(len(v) for v in ang_slots.values())
-        self._kr, self._ka = kr, ka
-        n_rad_cols = S * kr
-        zero_col = n_rad_cols + npair * ka
+        # Distinct parameter sets ("columns") per family.  Every edge/triplet is
+        # evaluated for all distinct columns with the parameters as constants
+        # (no per-triplet parameter gathers); the element resolution comes from
+        # the segment (centre atom, neighbour element / element pair).
+        def key(f):
+            t = f["type"]
+            if t == 2:
+                return ("rexp", f["eta"], f["rs"], f["rc"])
+            if t == 20:
+                return ("rcomp",) + _core_code(f["subtype"]) + (f["rl"], f["rc"])
+            if t in (3, 9):
+                return ("aexp", t == 3, f["eta"], f["rs"], f["lambda"], f["zeta"], f["rc"])
+            return ("acomp",) + _core_code(f["subtype"]) + (f["rl"], f["rc"], f["angle_left"], f["angle_right"])
+
+        order = {"rexp": 0, "rcomp": 1, "aexp": 2, "acomp": 3}  # = concatenation order of the values
+        keys = sorted({key(f) for f in allf}, key=lambda k: (order[k[0]], repr(k)))
+        rkeys = [k for k in keys if k[0] in ("rexp", "rcomp")]
+        akeys = [k for k in keys if k[0] in ("aexp", "acomp")]
+        self._rkeys, self._akeys = rkeys, akeys
+        ur, ua = len(rkeys), len(akeys)
+        self._ur, self._ua = ur, ua
+        rpos = {k: u for u, k in enumerate(rkeys)}
+        apos = {k: u for u, k in enumerate(akeys)}
+        n_rad_cols = S * ur
+        zero_col = n_rad_cols + self._npair * ua
         colmap = np.full((S, self.n_max), zero_col, np.int32)
-
-        def table(slots, outer, k, keys):
-            tab = {key: np.zeros((S, outer, max(k, 1)), np.float64) for key in keys}
-            tab["kind"] = np.zeros((S, outer, max(k, 1)), np.int32)
-            tab["core"] = np.zeros((S, outer, max(k, 1)), np.int32)
-            tab["asym"] = np.zeros((S, outer, max(k, 1)), bool)
-            tab["rc"][:] = 1.0  # unused slots: harmless finite parameters (no 0-width supports)
-            if "ar" in tab:
-                tab["ar"][:] = math.pi
-            return tab
-
-        self._cores = sorted({_core_code(f["subtype"])[0] for f in allf if "subtype" in f})
-        rt = table(rad_slots, S, kr, ("eta", "rs", "rc", "rl"))
-        for (c, a), lst in rad_slots.items():
-            for slot, (col, f) in enumerate(lst):
-                rt["kind"][c, a, slot] = f["type"]
-                rt["rc"][c, a, slot] = f["rc"]
-                if f["type"] == 2:
-                    rt["eta"][c, a, slot], rt["rs"][c, a, slot] = f["eta"], f["rs"]
+        for s in self.symbols:
+            for col, f in enumerate(self.functions[s]):
+                k = key(f)
+                if f["type"] in RADIAL_TYPES:
+                    colmap[zi[s], col] = zi[f["e1"]] * ur + rpos[k]
                 else:
-                    rt["rl"][c, a, slot] = f["rl"]
-                    core, asym = _core_code(f["subtype"])
-                    rt["core"][c, a, slot], rt["asym"][c, a, slot] = self._cores.index(core), asym
-                colmap[c, col] = a * kr + slot
-        at = table(ang_slots, npair, ka, ("eta", "rs", "rc", "rl", "lambda", "zeta", "al", "ar"))
-        for (c, q), lst in ang_slots.items():
-            for slot, (col, f) in enumerate(lst):
-                at["kind"][c, q, slot] = f["type"]
-                at["rc"][c, q, slot] = f["rc"]
-                if f["type"] in (3, 9):
-                    for key in ("eta", "rs", "lambda", "zeta"):
-                        at[key][c, q, slot] = f[key]
-                else:
-                    at["rl"][c, q, slot] = f["rl"]
-                    at["al"][c, q, slot] = f["angle_left"] * math.pi / 180.0
-                    at["ar"][c, q, slot] = f["angle_right"] * math.pi / 180.0
-                    core, asym = _core_code(f["subtype"])
-                    at["core"][c, q, slot], at["asym"][c, q, slot] = self._cores.index(core), asym
-                colmap[c, col] = n_rad_cols + q * ka + slot
-        self._rad = {k: v.reshape(S * S, -1) for k, v in rt.items()}
-        self._ang = {k: v.reshape(S * npair, -1) for k, v in at.items()}
+                    q = pair_index[zi[f["e1"]], zi[f["e2"]]]
+                    colmap[zi[s], col] = n_rad_cols + q * ua + apos[k]
         self._colmap = colmap
-        self._rad_kinds = sorted({f["type"] for f in allf if f["type"] in RADIAL_TYPES})
-        self._ang_kinds = sorted({f["type"] for f in allf if f["type"] in ANGULAR_TYPES})
         rcs_exp = {f["rc"] for f in allf if f["type"] in (2, 3, 9)}
         self._uniform_rc = rcs_exp.pop() if len(rcs_exp) == 1 else None
         self._species = np.full(119, 0, np.int32)
@@ -574,67 +549,80 @@ class ACSF:
     def _fc(self, r, rc):
         return cutoff_function(r, rc, self.cutoff_type, self.cutoff_alpha)
 
-    def _compact(self, x, left, right, core_idx, asym, symmetric_only=False):
-        out = jnp.zeros_like(x)
-        for k, core in enumerate(self._cores):
-            sel = core_idx == k
-            if symmetric_only or not core.startswith("p"):
-                v = compact_function(x, left, right, core, False)
+    @staticmethod
+    def _groups(keys, family):
+        """Consecutive runs of ``keys`` of one family sharing (core, asym): [(core, asym, [params])]."""
+        out = []
+        for k in keys:
+            if k[0] != family:
+                continue
+            if out and out[-1][:2] == k[1:3]:
+                out[-1][2].append(k[3:])
             else:
-                v = jnp.where(asym, compact_function(x, left, right, core, True), compact_function(x, left, right, core, False))
-            out = jnp.where(sel, v, out) if len(self._cores) > 1 else v
+                out.append((k[1], k[2], [k[3:]]))
         return out
 
-    def _radial_values(self, r, p):
-        """``[E, K_r]`` values of radial functions for edge distances ``r [E]``."""
+    def _radial_values(self, r):
+        """``[E, U_r]`` values of every distinct radial column for distances ``r [E]``."""
+        dtype = r.dtype
         rr = r[:, None]
-        val = jnp.zeros(p["kind"].shape, r.dtype)
-        if 2 in self._rad_kinds:
-            fc = self._fc(r, self._uniform_rc)[:, None] if self._uniform_rc is not None else self._fc(rr, p["rc"])
-            d = rr - p["rs"]
-            val = jnp.where(p["kind"] == 2, jnp.exp(-p["eta"] * d * d) * fc, val)
-        if 20 in self._rad_kinds:
-            v = self._compact(rr, p["rl"], p["rc"], p["core"], p["asym"])
-            val = jnp.where(p["kind"] == 20, v, val)
-        return val
+        cols = []
+        exp_keys = [k for k in self._rkeys if k[0] == "rexp"]
+        if exp_keys:
+            eta, rs, rc = (np.array([k[i] for k in exp_keys]) for i in (1, 2, 3))
+            fc = self._fc(r, self._uniform_rc)[:, None] if self._uniform_rc is not None else self._fc(rr, jnp.asarray(rc, dtype))
+            d = rr - jnp.asarray(rs, dtype)
+            cols.append(jnp.exp(-jnp.asarray(eta, dtype) * d * d) * fc)
+        for core, asym, params in self._groups(self._rkeys, "rcomp"):
+            rl, rc = (jnp.asarray(np.array([p[i] for p in params]), dtype) for i in (0, 1))
+            cols.append(compact_function(rr, rl, rc, core, asym))
+        return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
 
-    def _angular_values(self, rij, rik, rjk, cos, p):
-        """``[T, K_a]`` values of angular functions for one chunk of triplets."""
-        a, b, c = rij[:, None], rik[:, None], rjk[:, None]
-        cs = cos[:, None]
-        val = jnp.zeros(p["kind"].shape, rij.dtype)
-        if 3 in self._ang_kinds or 9 in self._ang_kinds:
-            base = 1.0 + p["lambda"] * cs
+    def _angular_values(self, rij, rik, rjk, cos):
+        """``[T, U_a]`` values of every distinct angular column for a chunk of triplets."""
+        dtype = rij.dtype
+        a, b, cs = rij[:, None], rik[:, None], cos[:, None]
+        cols = []
+        exp_keys = [k for k in self._akeys if k[0] == "aexp"]
+        if exp_keys:
+            narrow, eta, rs, lam, zeta, rc = (np.array([k[i] for k in exp_keys]) for i in range(1, 7))
+            c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
+            base = 1.0 + c(lam) * cs
             pos = base > 0.0
             logb = jnp.log(jnp.where(pos, base, 1.0))
-            da, db = a - p["rs"], b - p["rs"]
-            expo = p["zeta"] * logb - p["eta"] * (da * da + db * db)
+            if np.all(rs == 0.0):
+                dsq = (a * a + b * b) if not narrow.any() else None
+                rsq = a * a + b * b
+                if narrow.any():
+                    rsq_n = rsq + (rjk * rjk)[:, None]
+                    dsq = jnp.where(c(narrow).astype(bool), rsq_n, rsq) if not narrow.all() else rsq_n
+            else:
+                da, db, dc = a - c(rs), b - c(rs), rjk[:, None] - c(rs)
+                dsq = da * da + db * db + (jnp.where(narrow, dc * dc, 0.0) if narrow.any() else 0.0)
+            expo = c(zeta) * logb - c(eta) * dsq
             if self._uniform_rc is not None:
-                fij, fik = self._fc(rij, self._uniform_rc)[:, None], self._fc(rik, self._uniform_rc)[:, None]
-                fjk = self._fc(rjk, self._uniform_rc)[:, None] if 3 in self._ang_kinds else None
+                fij, fik = self._fc(rij, self._uniform_rc), self._fc(rik, self._uniform_rc)
+                fc = (fij * fik)[:, None]
+                if narrow.any():
+                    fjk = self._fc(rjk, self._uniform_rc)[:, None]
+                    fc = fc * (fjk if narrow.all() else jnp.where(narrow, fjk, 1.0))
             else:
-                fij, fik = self._fc(a, p["rc"]), self._fc(b, p["rc"])
-                fjk = self._fc(c, p["rc"]) if 3 in self._ang_kinds else None
-            pre = jnp.exp2(1.0 - p["zeta"])
-            if 3 in self._ang_kinds:
-                dc = c - p["rs"]
-                narrow = p["kind"] == 3
-                expo = expo - jnp.where(narrow, p["eta"] * dc * dc, 0.0)
-                fc = fij * fik * jnp.where(narrow, fjk, 1.0)
-            else:
-                fc = fij * fik
-            v = jnp.where(pos, pre * jnp.exp(expo), 0.0) * fc
-            val = jnp.where((p["kind"] == 3) | (p["kind"] == 9), v, val)
-        if 22 in self._ang_kinds:
+                fc = self._fc(a, c(rc)) * self._fc(b, c(rc))
+                if narrow.any():
+                    fc = fc * jnp.where(narrow, self._fc(rjk[:, None], c(rc)), 1.0)
+            cols.append(jnp.where(pos, c(np.exp2(1.0 - zeta)) * jnp.exp(expo), 0.0) * fc)
+        groups = self._groups(self._akeys, "acomp")
+        if groups:
             ok = (cos > -1.0) & (cos < 1.0)
             theta = jnp.arccos(jnp.where(ok, cos, 0.0))[:, None]
-            rad = self._compact(a, p["rl"], p["rc"], p["core"], p["asym"]) * self._compact(
-                b, p["rl"], p["rc"], p["core"], p["asym"]
-            )
-            ang = self._compact(theta, p["al"], p["ar"], p["core"], p["asym"], symmetric_only=True)
-            v = jnp.where(ok[:, None], rad * ang, 0.0)
-            val = jnp.where(p["kind"] == 22, v, val)
-        return val
+            for core, asym, params in groups:
+                rl, rc, al, ar = (np.array([p[i] for p in params]) for i in range(4))
+                rl, rc = jnp.asarray(rl, dtype), jnp.asarray(rc, dtype)
+                al, ar = jnp.asarray(np.radians(al), dtype), jnp.asarray(np.radians(ar), dtype)
+                rad = compact_function(a, rl, rc, core, asym) * compact_function(b, rl, rc, core, asym)
+                ang = compact_function(theta, al, ar, core, False)
+                cols.append(jnp.where(ok[:, None], rad * ang, 0.0))
+        return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
 
     # -- evaluation ----------------------------------------------------------
     def __call__(self, graph) -> jax.Array:
@@ -661,26 +649,23 @@ class ACSF:
         emask = graph.edges["mask"]
         r = safe_norm(vec, emask)
         sp = self.species(graph.nodes["numbers"])
-        si, sj = sp[graph.receivers], sp[graph.senders]
-        cast = lambda tab: {k: (jnp.asarray(v, dtype) if v.dtype == np.float64 else jnp.asarray(v)) for k, v in tab.items()}  # noqa: E731
-        rad_tab, ang_tab = cast(self._rad), cast(self._ang)
-
-        p = {k: v[si * S + sj] for k, v in rad_tab.items()}
-        rv = jnp.where(emask[:, None], self._radial_values(r, p), 0.0)
-        g_rad = jax.ops.segment_sum(rv, graph.receivers * S + sj, num_segments=n * S).reshape(n, S * self._kr)
-        parts = [g_rad]
-
-        if self.needs_triplets:
-            trip = graph.globals["triplets"]
+        sj = sp[graph.senders]
+        parts = []
+        if self._ur:
+            rv = jnp.where(emask[:, None], self._radial_values(r), 0.0)
+            g_rad = jax.ops.segment_sum(rv, graph.receivers * S + sj, num_segments=n * S)
+            parts.append(g_rad.reshape(n, S * self._ur))
+        if self._ua:
             npair = self._npair
             pair_index = jnp.asarray(self._pair_index)
-            g_ang = jnp.zeros((n * npair, self._ka), dtype)
+            g_ang = jnp.zeros((n * npair, self._ua), dtype)
+            trip = graph.globals["triplets"]
             T = trip.shape[0]
             if T > 0:
                 chunk = min(self.triplet_chunk, T)
                 n_chunks = -(-T // chunk)
                 pad = n_chunks * chunk - T
-                tmask = jnp.concatenate([jnp.ones(T, bool), jnp.zeros(pad, bool)])
+                tmask = jnp.concatenate([jnp.ones(T, bool), jnp.zeros(pad, bool)]) if pad else jnp.ones(T, bool)
                 trip_p = jnp.concatenate([trip, jnp.zeros((pad, 2), trip.dtype)]) if pad else trip
 
                 def body(acc, xs):
@@ -692,11 +677,8 @@ class ACSF:
                     rjk = safe_norm(vik - vij, ok)
                     den = jnp.where(ok, rij * rik, 1.0)
                     cos = jnp.where(ok, jnp.sum(vij * vik, axis=-1) / den, 0.0)
-                    ci = si[e1]
                     q = pair_index[sj[e1], sj[e2]]
-                    idx = ci * npair + q
-                    pt = {k: v[idx] for k, v in ang_tab.items()}
-                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos, pt), 0.0)
+                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos), 0.0)
                     seg = graph.receivers[e1] * npair + q
                     return acc + jax.ops.segment_sum(av, seg, num_segments=n * npair), None
 
@@ -705,7 +687,7 @@ class ACSF:
                 else:
                     xs = (trip_p.reshape(n_chunks, chunk, 2), tmask.reshape(n_chunks, chunk))
                     g_ang, _ = jax.lax.scan(jax.checkpoint(body), g_ang, xs)
-            parts.append(g_ang.reshape(n, npair * self._ka))
+            parts.append(g_ang.reshape(n, npair * self._ua))
         parts.append(jnp.zeros((n, 1), dtype))
         flat = jnp.concatenate(parts, axis=1)
         return jnp.take_along_axis(flat, jnp.asarray(self._colmap)[sp], axis=1)

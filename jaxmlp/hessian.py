@@ -197,7 +197,8 @@ def _graph_of(model: Model, system):
         return atoms_to_graph(system, model.cutoff, triplets=model.needs_triplets)
     if isinstance(system, jraph.GraphsTuple):
         _check_single(system)
-        if model.needs_triplets and len(system.globals["triplets"]) == 0 and int(np.sum(system.n_edge)) > 1:
+        deg = np.bincount(np.asarray(system.receivers), minlength=int(system.n_node[0]))
+        if model.needs_triplets and len(system.globals["triplets"]) != int(np.sum(deg * (deg - 1) // 2)):
             raise ValueError(f"model {model.name} needs a graph built with triplets=True")
         return jax.tree_util.tree_map(np.asarray, system)
     raise TypeError(f"sparse_hessian expects ase.Atoms or a jraph.GraphsTuple, got {type(system).__name__}")
@@ -292,7 +293,7 @@ def sparse_hessian(
 # ----------------------------------------------------------------------------
 # environment (star) algorithm
 # ----------------------------------------------------------------------------
-def _star_batch(graph, vec, centres, estart, deg):
+def _star_batch(graph, vec, centres, estart, deg, triplets):
     """One unpadded multi-graph holding the stars of ``centres`` (contiguous)."""
     R = np.asarray(graph.nodes["positions"], float)
     Z = np.asarray(graph.nodes["numbers"], np.int32)
@@ -318,7 +319,7 @@ def _star_batch(graph, vec, centres, estart, deg):
     slot = np.empty(n_nodes, np.int32)
     slot[node_off] = 0
     slot[senders_new] = 1 + local
-    trip = build_triplets(receivers_new) if len(graph.globals["triplets"]) else np.zeros((0, 2), np.int64)
+    trip = build_triplets(receivers_new) if triplets else np.zeros((0, 2), np.int64)
     n_trip = d * (d - 1) // 2 if len(trip) else np.zeros(n_star, np.int64)
     multi = jraph.GraphsTuple(
         nodes={"positions": pos, "numbers": Z[parent], "mask": np.ones(n_nodes, bool)},
@@ -373,7 +374,7 @@ def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
     deg = np.bincount(np.asarray(g.receivers), minlength=n)
     estart = np.r_[0, np.cumsum(deg)]
     K = int(deg.max(initial=0)) + 1  # slots per star
-    triplets = len(g.globals["triplets"]) > 0
+    triplets = bool(model.needs_triplets)
     # work per star in (edges + triplets) × directions
     work = (deg + (deg * (deg - 1) // 2 if triplets else 0) + 1) * 3 * K
     # contiguous chunks of centres whose work fits the budget
@@ -398,7 +399,7 @@ def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
     n_hvp = 0
     for a, b in _progress(chunks, progress, len(chunks), "sparse Hessian (environments)"):
         centres = np.arange(a, b)
-        multi, node_off, parent, slot = _star_batch(g, vec, centres, estart, deg)
+        multi, node_off, parent, slot = _star_batch(g, vec, centres, estart, deg, triplets)
         batch = batch_graphs([multi], buckets)
         n_pad = buckets.n_node - len(parent)
         slot_full = np.r_[slot, np.full(n_pad, -1, np.int32)]

@@ -117,8 +117,13 @@ def _brute(atoms, acsf):
     return out
 
 
-def test_matches_brute_force(system):
+@pytest.mark.parametrize("subset", ["all", "uniform_rc"])
+def test_matches_brute_force(system, subset):
     atoms, acsf = system
+    if subset == "uniform_rc":  # one cutoff radius, r_s = 0, integer zeta: the factorised angular path
+        fns = [f for f in _functions() if f["rc"] == RC and f.get("rs", 0.0) == 0.0 and float(f.get("zeta", 1.0)).is_integer()]
+        acsf = ACSF(["O", "H"], fns, cutoff_type="cos", cutoff_alpha=0.1)
+        assert acsf._fast_exp([k for k in acsf._akeys if k[0] == "aexp"])
     g = jaxmlp.atoms_to_graph(atoms, acsf.cutoff + 0.3, triplets=True)  # skin: edges beyond rc must be inert
     G = np.asarray(jax.jit(acsf.__call__)(g))
     ref = _brute(atoms, acsf)

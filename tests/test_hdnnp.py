@@ -18,29 +18,25 @@ RC = 3.6
 
 
 @functools.lru_cache(maxsize=None)
-def _make(kind="exp"):
-    if kind == "exp":
-        fns = radial_grid(["Cu", "O"], RC, 3) + angular_set(["Cu", "O"], RC, etas=(0.05,), zetas=(1, 4)) + [
-            angular_narrow("O", ("Cu", "O"), 0.1, -1.0, 2.0, RC)]
-        ct = "poly2"
-    else:
-        fns = [compact_radial(c, e, -RC, RC, "p2a") for c in ("Cu", "O") for e in ("Cu", "O")] + [
-            compact_angular(c, p, -RC, RC, a, b, "p2") for c in ("Cu", "O") for p in (("Cu", "Cu"), ("Cu", "O"), ("O", "O"))
-            for a, b in ((-90.0, 90.0), (30.0, 150.0))]
-        ct = "poly2"
+def _make():
+    """One small Cu/O model using every family: radial 2 and 20, angular 3, 9 and 22."""
+    fns = radial_grid(["Cu", "O"], RC, 2) + angular_set(["Cu", "O"], RC, etas=(0.05,), zetas=(1, 4), lambdas=(-1.0,)) + [
+        angular_narrow("O", ("Cu", "O"), 0.1, 1.0, 2.0, RC)]
+    fns += [compact_radial(c, e, -RC, RC, "p2a") for c in ("Cu", "O") for e in ("Cu", "O")]
+    fns += [compact_angular(c, p, -RC, RC, 30.0, 150.0, "p2") for c in ("Cu", "O") for p in (("Cu", "Cu"), ("Cu", "O"))]
     atoms = random_cell_atoms(8, np.diag([4.2, 4.0, 4.4]) + 0.3 * np.tri(3, k=-1), seed=7, min_dist=1.3, symbols=["Cu", "O"])
-    acsf = ACSF(["Cu", "O"], fns, ct)
+    acsf = ACSF(["Cu", "O"], fns, "poly2")
     g = jaxmlp.atoms_to_graph(atoms, RC, triplets=True)
     stats = acsf.statistics([g])
-    model = hdnnp(["Cu", "O"], fns, hidden=(8, 6), activation="tanh", cutoff_type=ct,
+    model = hdnnp(["Cu", "O"], fns, hidden=(8, 6), activation="tanh", cutoff_type="poly2",
                   scaling={"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}, e0={"Cu": -1.5, "O": -0.3})
     params = model.init(jax.random.PRNGKey(0), g)
     return atoms, model, params
 
 
-@pytest.fixture(scope="module", params=["exp", "compact"])
-def setup(request):
-    return _make(request.param)
+@pytest.fixture(scope="module")
+def setup():
+    return _make()
 
 
 _ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
@@ -100,7 +96,7 @@ def test_invariances(setup):
 def test_padding_and_jit(setup):
     atoms, model, params = setup
     g = _graph(model, atoms)
-    e_plain = model.apply(params, g)  # eager, no jit
+    e_plain = _e(model, params, g)
     b = jaxmlp.batch_graphs([g, g], jaxmlp.Buckets(n_node=24, n_edge=2 * len(g.senders) + 6, n_graph=3,
                                                    n_triplet=2 * len(g.globals["triplets"]) + 4))
     e, f = _ef(model, params, b)
@@ -113,7 +109,7 @@ def test_padding_and_jit(setup):
 
 
 def test_float32_matches_float64():
-    atoms, model, params = _make("exp")
+    atoms, model, params = _make()
     g = _graph(model, atoms)
     e64, f64 = _ef(model, params, g)
     p32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
@@ -126,7 +122,7 @@ def test_float32_matches_float64():
 
 
 def test_unknown_element_and_bad_config():
-    atoms, model, params = _make("exp")
+    atoms, model, params = _make()
     bad = atoms.copy()
     bad[0].symbol = "H"
     with pytest.raises(ValueError, match="unknown element"):
@@ -166,7 +162,7 @@ def test_fit_reference_energies_known_answer():
 
 
 def test_calculator_energy_forces_stress_hessian():
-    atoms, model, params = _make("exp")
+    atoms, model, params = _make()
     atoms = atoms.copy()
     atoms.calc = jaxmlp.Calculator(model, params)
     e = atoms.get_potential_energy()

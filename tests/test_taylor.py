@@ -63,7 +63,7 @@ def test_error_is_second_order(strategy):
 
 
 def test_second_order_with_hessian_is_third_order():
-    jax.config.update("jax_enable_x64", True)
+    # float64 from conftest
     model = morse(D=1.0, alpha=1.5, r0=1.2, cutoff=4.0)
     params = model.init(jax.random.PRNGKey(0))
     atoms = random_cell_atoms(5, np.eye(3) * 3.0, pbc=False, seed=1, min_dist=1.0)

@@ -584,7 +584,9 @@ class ACSF:
         a, b, cs = rij[:, None], rik[:, None], cos[:, None]
         cols = []
         exp_keys = [k for k in self._akeys if k[0] == "aexp"]
-        if exp_keys:
+        if exp_keys and self._fast_exp(exp_keys):
+            cols.append(self._angular_exp_factorised(exp_keys, rij, rik, rjk, cos))
+        elif exp_keys:
             narrow, eta, rs, lam, zeta, rc = (np.array([k[i] for k in exp_keys]) for i in range(1, 7))
             c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
             base = 1.0 + c(lam) * cs
@@ -623,6 +625,45 @@ class ACSF:
                 ang = compact_function(theta, al, ar, core, False)
                 cols.append(jnp.where(ok[:, None], rad * ang, 0.0))
         return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
+
+    def _fast_exp(self, exp_keys) -> bool:
+        """Factorised path: r_s = 0, one cutoff radius, integer ζ ≤ 64, few columns."""
+        return (
+            self._uniform_rc is not None
+            and len(exp_keys) <= 256
+            and all(k[3] == 0.0 and float(k[5]).is_integer() and 1 <= k[5] <= 64 for k in exp_keys)
+        )
+
+    def _angular_exp_factorised(self, exp_keys, rij, rik, rjk, cos):
+        """Types 3/9 with r_s = 0 as products of per-triplet factors (no exp/log per column).
+
+        ``(1 + λ cos)^ζ`` by integer powers per distinct (λ, ζ), ``exp(−η(r_ij² + r_ik²))``
+        and ``exp(−η r_jk²) f_c(r_jk)`` per distinct η; each column is a product of these
+        ``[T]`` vectors (same values as the direct formula up to round-off).
+        """
+        rc = self._uniform_rc
+        fc = self._fc(rij, rc) * self._fc(rik, rc)
+        s2 = rij * rij + rik * rik
+        any_narrow = any(k[1] for k in exp_keys)
+        fjk = self._fc(rjk, rc) if any_narrow else None
+        powers, weights, weights_jk, bases = {}, {}, {}, {}
+        cols = []
+        for k in exp_keys:
+            narrow, eta, _, lam, zeta = k[1], k[2], k[3], k[4], int(k[5])
+            if lam not in bases:
+                b = 1.0 + lam * cos
+                bases[lam] = jnp.where(b > 0.0, b, 0.0)
+            if (lam, zeta) not in powers:
+                powers[(lam, zeta)] = bases[lam] ** zeta
+            if eta not in weights:
+                weights[eta] = jnp.exp(-eta * s2) * fc
+            v = (2.0 ** (1 - zeta)) * powers[(lam, zeta)] * weights[eta]
+            if narrow:
+                if eta not in weights_jk:
+                    weights_jk[eta] = jnp.exp(-eta * rjk * rjk) * fjk
+                v = v * weights_jk[eta]
+            cols.append(v)
+        return jnp.stack(cols, axis=1)
 
     # -- evaluation ----------------------------------------------------------
     def __call__(self, graph) -> jax.Array:

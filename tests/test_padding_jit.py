@@ -109,3 +109,16 @@ def test_float32_option_close_to_float64():
     assert e32.dtype == np.float32 and f32.dtype == np.float32
     np.testing.assert_allclose(np.asarray(e32), np.asarray(e64), rtol=1e-5)
     np.testing.assert_allclose(np.asarray(f32), np.asarray(f64), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lj", "morse", "hdnnp", "mlace"])
+def test_params_are_strongly_typed(kind):
+    """A weakly typed parameter leaf changes type after the first optimiser
+    update, so a jitted training step would compile twice."""
+    from jaxmlp.bench.studies import make_model
+
+    model = make_model(kind, [1, 6, 8], 3.0)
+    g = jaxmlp.atoms_to_graph(molecule("CH3CH2OH"), model.cutoff, triplets=model.needs_triplets)
+    params = model.init(jax.random.PRNGKey(0), g)
+    weak = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(params)[0] if x.weak_type]
+    assert weak == []

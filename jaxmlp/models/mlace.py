@@ -207,7 +207,7 @@ def mlace(
             radial = jax.random.normal(keys[2 * n], (n_species, fan_in, (lb + 1) * C)) / math.sqrt(fan_in)
             coeffs = init_scale * jax.random.normal(keys[2 * n + 1], (b.size, n_props[n])) / math.sqrt(b.size)
             layers.append({"radial": radial, "coeffs": coeffs, "bias": jnp.zeros((n_species, n_props[n]))})
-        return {"embed": embed, "E0": jnp.zeros(n_species), "norm": jnp.asarray(norm), "layers": layers}
+        return {"embed": embed, "E0": jnp.zeros(n_species), "norm": jnp.array(norm, dtype=float), "layers": layers}
 
     def layer_outputs(params, graph):
         """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""

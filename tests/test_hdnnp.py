@@ -155,6 +155,11 @@ def test_fit_reference_energies_known_answer():
         structs.append(a)
     e0b = fit_reference_energies(structs)
     assert e0b["Cu"] == pytest.approx(-1000.25, abs=1e-6)
+    # from a jaxmlp Dataset (bare structures, energies held by the dataset)
+    from jaxmlp.data import Dataset
+
+    ds = Dataset(structs, [a.get_potential_energy() for a in structs], [np.zeros((len(a), 3)) for a in structs])
+    assert fit_reference_energies(ds) == pytest.approx(e0b, rel=1e-12)
     with pytest.raises(ValueError, match="not in elements"):
         fit_reference_energies((numbers, energies), elements=["H", "O"])
     with pytest.raises(ValueError, match="at least one"):

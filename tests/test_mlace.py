@@ -79,6 +79,19 @@ def test_bad_input():
         basis_sizes(jaxmlp.models.morse())
     with pytest.raises(ValueError, match="unknown element"):
         jaxmlp.Calculator(mlace(["Cu"], cutoff=3.0), None).get_potential_energy(Atoms("Ag2", positions=[[0, 0, 0], [0, 0, 2.5]]))
+    with pytest.raises(ValueError, match="e0 given for element Ag"):
+        mlace(["Cu"], cutoff=3.0, e0={"Ag": -1.0})
+
+
+def test_e0_initial_values_and_round_trip(tmp_path):
+    model = _model(1, e0={"Ag": -2.5, 29: -1.25})
+    atoms = random_cell_atoms(4, CELL, pbc=True, seed=1, min_dist=2.0, symbols=["Cu", "Ag"])
+    params = model.init(jax.random.PRNGKey(0), jaxmlp.atoms_to_graph(atoms, model.cutoff))
+    np.testing.assert_array_equal(np.asarray(params["E0"]), [-1.25, -2.5])  # element order Cu, Ag
+    jaxmlp.save(tmp_path / "m.jaxmlp", model, params)
+    m2, p2 = jaxmlp.load(tmp_path / "m.jaxmlp")
+    assert m2.config["e0"] == {"Cu": -1.25, "Ag": -2.5}
+    assert _efs(m2, p2, atoms)[0] == _efs(model, params, atoms)[0]
 
 
 @pytest.mark.parametrize("pbc", [True, False])

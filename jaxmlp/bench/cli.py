@@ -72,10 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=_positive_int, default=30)
     s.add_argument("--n-structures", type=_positive_int, default=60, help="size of the built-in dataset")
     s.add_argument("--loss", default="forces", choices=["energy", "forces", "taylor"])
+    s.add_argument("--basis", default="default", choices=["default", "small"], help="ml-ACE basis preset (default: %(default)s)")
 
     s = sub.add_parser("layers", help="ml-ACE accuracy, cost and force range vs number of layers")
     s.add_argument("--data", help="training data; default: built-in EMT Cu clusters")
     s.add_argument("--layers", nargs="+", type=_positive_int, default=[1, 2])
+    s.add_argument("--basis", default="default", choices=["default", "small"],
+                   help="ml-ACE basis preset: default (252 invariants/layer) or small (32; fast) (default: %(default)s)")
     s.add_argument("--cutoff", type=_positive_float, default=4.0)
     s.add_argument("--epochs", type=_positive_int, default=30)
     s.add_argument("--n-structures", type=_positive_int, default=60)

@@ -6,6 +6,7 @@ Example (TOML)::
     kind = "hdnnp"        # lj | morse | hdnnp | mlace
     cutoff = 5.0
     n_layers = 2          # ml-ACE only
+    basis = "default"     # ml-ACE only: default | small (jaxmlp.models.mlace.PRESETS)
 
     [data]
     path = "train.extxyz" # omit for a built-in dataset
@@ -81,12 +82,13 @@ def run_config(cfg: dict, out: pathlib.Path, seed: int = 0, progress: bool = Tru
         raise CLIError("[model] needs kind = lj | morse | hdnnp | mlace")
     cutoff = float(mcfg.pop("cutoff", 5.0))
     n_layers = int(mcfg.pop("n_layers", 1))
+    basis = str(mcfg.pop("basis", "default"))
     if mcfg:
         raise CLIError(f"unknown [model] option(s): {sorted(mcfg)}")
     ds = load_structures(dcfg.get("path"), dcfg.get("default", "cu_clusters_emt"), int(dcfg.get("n", 60)), seed)
     split = tuple(dcfg.get("split", (0.8, 0.1, 0.1)))
     train_set, valid_set, test_set = ds.split(split, seed=seed)
-    model = make_model(kind, ds.elements, cutoff, n_layers=n_layers, dataset=train_set)
+    model = make_model(kind, ds.elements, cutoff, n_layers=n_layers, dataset=train_set, basis=basis)
     tcfg.setdefault("seed", seed)
     tcfg.setdefault("progress", progress)
     try:

@@ -16,11 +16,12 @@ CU_LJ = dict(epsilon=0.409, sigma=2.338)
 
 
 # ---------------------------------------------------------------- models
-def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None):
+def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None, basis: str = "default"):
     """A default model of ``kind`` for ``elements`` (atomic numbers) and ``cutoff`` Å.
 
     With a training ``dataset`` the HDNNP gets n2p2-style symmetry-function
-    scaling (min/max, centred) and per-element E0 fitted on it; ml-ACE gets E0.
+    scaling (min/max, centred) and per-element E0 fitted on it (ml-ACE: the initial E0).  ``basis``
+    names an ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`).
     """
     from jaxmlp import models
 
@@ -41,7 +42,16 @@ def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=No
             e0 = fit_reference_energies(dataset, elements)
         return models.hdnnp(elements, sfs, hidden=(25, 25), activation="tanh", scaling=scaling, e0=e0)
     if kind == "mlace":
-        return models.mlace(elements, cutoff, n_layers=n_layers)
+        from jaxmlp.models.mlace import PRESETS
+
+        if basis not in PRESETS:
+            raise CLIError(f"unknown ml-ACE basis {basis!r}; choose from {', '.join(PRESETS)}")
+        e0 = None
+        if dataset is not None:
+            from jaxmlp.models.hdnnp import fit_reference_energies
+
+            e0 = fit_reference_energies(dataset, elements)
+        return models.mlace(elements, cutoff, n_layers=n_layers, e0=e0, **PRESETS[basis])
     raise CLIError(f"unknown model {kind!r}; choose from lj, morse, hdnnp, mlace")
 
 
@@ -302,7 +312,7 @@ def run_cutoff(args, out: pathlib.Path) -> dict:
     ds, train, valid, test = _dataset_and_split(args)
     rows = []
     for rc in tqdm(sorted(args.cutoffs), desc="cutoffs", disable=args.no_progress):
-        model = make_model(args.model, ds.elements, rc, dataset=train)
+        model = make_model(args.model, ds.elements, rc, dataset=train, basis=args.basis)
         params, history, t_train = _train(model, train, valid, args.epochs, args.loss, args.seed, not args.no_progress)
         row = {"cutoff": rc, "train_seconds": t_train, **_errors(model, params, test),
                "seconds_per_atom": _cost_per_atom(model, params, test), **_model_force_range(model, params, test)}
@@ -320,7 +330,7 @@ def run_layers(args, out: pathlib.Path) -> dict:
     ds, train, valid, test = _dataset_and_split(args)
     rows = []
     for L in tqdm(sorted(args.layers), desc="layers", disable=args.no_progress):
-        model = make_model("mlace", ds.elements, args.cutoff, n_layers=L, dataset=train)
+        model = make_model("mlace", ds.elements, args.cutoff, n_layers=L, dataset=train, basis=args.basis)
         params, history, t_train = _train(model, train, valid, args.epochs, "forces", args.seed, not args.no_progress)
         row = {"n_layers": L, "cutoff": args.cutoff, "2LRc": 2 * L * args.cutoff, "train_seconds": t_train,
                **_errors(model, params, test), "seconds_per_atom": _cost_per_atom(model, params, test),

@@ -18,6 +18,7 @@ Hessians themselves: :mod:`jaxmlp.observables` derives them for all models.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -107,3 +108,32 @@ def check_elements(model: Model, numbers) -> None:
             f"unknown element(s) {[chemical_symbols[z] for z in unknown]} for this {model.name} model "
             f"(it knows {[chemical_symbols[z] for z in model.elements]})"
         )
+
+
+def element_symbol(e) -> str:
+    """Chemical symbol of a symbol or atomic number (``ValueError`` if unknown)."""
+    from ase.data import atomic_numbers, chemical_symbols
+
+    if isinstance(e, str):
+        if e not in atomic_numbers or atomic_numbers[e] == 0:
+            raise ValueError(f"unknown element {e!r}")
+        return e
+    z = int(e)
+    if not 1 <= z < len(chemical_symbols):
+        raise ValueError(f"atomic number out of range: {z}")
+    return chemical_symbols[z]
+
+
+def per_element(value, symbols, name: str, default: float = 0.0) -> dict:
+    """``{symbol: float}`` for every symbol, from a user dict keyed by symbol or Z (validated)."""
+    out = {s: float(default) for s in symbols}
+    if value is None:
+        return out
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict element → value, got {type(value).__name__}")
+    for k, v in value.items():
+        s = element_symbol(int(k) if isinstance(k, str) and k.isdigit() else k)
+        if s not in out:
+            raise ValueError(f"{name} given for element {s}, which is not in the model's elements {list(symbols)}")
+        out[s] = float(v)
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from ..descriptors.acsf import ACSF, SCALING_MODES, scale_features
-from .base import Model, register_model
+from .base import Model, element_symbol, per_element, register_model
 
 __all__ = ["hdnnp", "fit_reference_energies", "ACTIVATIONS", "N2P2_ACTIVATIONS", "activation_function"]
 
@@ -94,31 +94,6 @@ class _MLP(nn.Module):
         return x[..., 0]
 
 
-def _symbol(e) -> str:
-    if isinstance(e, str):
-        if e not in atomic_numbers or atomic_numbers[e] == 0:
-            raise ValueError(f"unknown element {e!r}")
-        return e
-    z = int(e)
-    if not 1 <= z < len(chemical_symbols):
-        raise ValueError(f"atomic number out of range: {z}")
-    return chemical_symbols[z]
-
-
-def _per_element(value, symbols, name, default=0.0) -> dict:
-    out = {s: float(default) for s in symbols}
-    if value is None:
-        return out
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a dict element → value, got {type(value).__name__}")
-    for k, v in value.items():
-        s = _symbol(int(k) if isinstance(k, str) and k.isdigit() else k)
-        if s not in out:
-            raise ValueError(f"{name} given for element {s}, which is not in the model's elements {list(symbols)}")
-        out[s] = float(v)
-    return out
-
-
 @register_model("hdnnp")
 def hdnnp(
     elements: Sequence,
@@ -185,7 +160,7 @@ def hdnnp(
         unknown activations, or (at evaluation of concrete graphs) unknown
         elements.
     """
-    symbols = sorted({_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
     if not symbols:
         raise ValueError("hdnnp needs at least one element")
     functions = [dict(f) for f in symmetry_functions]
@@ -223,7 +198,7 @@ def hdnnp(
                     if vals.shape != (nf,):
                         raise ValueError(f"scaling statistics '{k}' of {s} have {vals.size} values for {nf} functions")
                     tables[k][i, :nf] = vals
-    e0_map = _per_element(e0, symbols, "e0")
+    e0_map = per_element(e0, symbols, "e0")
     e0_arr = np.array([e0_map[s] for s in acsf.symbols])
     energy_scale = float(energy_scale)
 
@@ -324,8 +299,11 @@ def fit_reference_energies(data, elements: Sequence | None = None) -> dict[str, 
         numbers_list, energies = data
         numbers_list = [np.asarray(n, int).ravel() for n in numbers_list]
         energies = np.asarray(energies, float).ravel()
+    elif hasattr(data, "structures") and hasattr(data, "energy"):  # jaxmlp.data.Dataset
+        numbers_list = [np.asarray(a.get_atomic_numbers(), int) for a in data.structures]
+        energies = np.asarray(data.energy, float).ravel()
     else:
-        structures = getattr(data, "structures", data)
+        structures = data
         numbers_list, energies = [], []
         for atoms in structures:
             numbers_list.append(np.asarray(atoms.get_atomic_numbers(), int))
@@ -341,7 +319,7 @@ def fit_reference_energies(data, elements: Sequence | None = None) -> dict[str, 
     if not np.all(np.isfinite(energies)):
         raise ValueError("energies must be finite")
     present = sorted({int(z) for n in numbers_list for z in n})
-    zs = present if elements is None else sorted({atomic_numbers[_symbol(e)] for e in elements})
+    zs = present if elements is None else sorted({atomic_numbers[element_symbol(e)] for e in elements})
     extra = sorted(set(present) - set(zs))
     if extra:
         raise ValueError(f"structures contain element(s) {[chemical_symbols[z] for z in extra]} not in elements")

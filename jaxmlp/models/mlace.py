@@ -60,11 +60,20 @@ from ..descriptors.ace import (
     spherical_harmonics,
 )
 from ..graph.ops import edge_vectors, safe_norm
-from .base import Model, register_model, species_table
+from .base import Model, element_symbol, per_element, register_model, species_table
 
-__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS"]
+__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS", "PRESETS"]
 
 EMBEDDINGS = ("fs", "linear")
+
+#: Named basis sizes for :func:`mlace` (``mlace(elements, cutoff, **PRESETS["small"])``).
+#: ``"default"``: the defaults of :func:`mlace` (252 invariants per layer at ν ≤ 3);
+#: ``"small"``: 32 invariants per layer, for quick studies, examples and CI
+#: (compiles several times faster; expect lower accuracy).
+PRESETS = {
+    "default": dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8),
+    "small": dict(max_body_order=3, l_max=[0, 2, 1], n_max=[4, 3, 2], k_max=2, n_radial=4),
+}
 
 
 def _fs(x):
@@ -93,6 +102,7 @@ def mlace(
     hidden_l_max=None,
     avg_num_neighbors: float | None = None,
     init_scale: float = 0.1,
+    e0=None,
 ) -> Model:
     """Build a multilayer ACE model with scalar indicators.
 
@@ -131,6 +141,10 @@ def mlace(
     init_scale : float
         Standard deviation of the initial expansion coefficients (scaled
         by ``1/√n_B``).
+    e0 : dict element → float, optional
+        Initial per-element reference energies ``params["E0"]`` (eV per atom;
+        trained with the rest), e.g. from
+        :func:`jaxmlp.models.hdnnp.fit_reference_energies`. Default 0.
 
     Returns
     -------
@@ -161,6 +175,8 @@ def mlace(
         raise ValueError(f"n_properties must be an int >= 1, got {n_properties!r}")
     if avg_num_neighbors is not None and not avg_num_neighbors > 0:
         raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
+    e0_map = per_element(e0, [element_symbol(z) for z in zs], "e0")
+    e0_init = [e0_map[element_symbol(z)] for z in zs]
     n_species = len(zs)
     n_embed = n_species if n_embed is None else int(n_embed)
     if n_embed < 1:
@@ -207,7 +223,7 @@ def mlace(
             radial = jax.random.normal(keys[2 * n], (n_species, fan_in, (lb + 1) * C)) / math.sqrt(fan_in)
             coeffs = init_scale * jax.random.normal(keys[2 * n + 1], (b.size, n_props[n])) / math.sqrt(b.size)
             layers.append({"radial": radial, "coeffs": coeffs, "bias": jnp.zeros((n_species, n_props[n]))})
-        return {"embed": embed, "E0": jnp.zeros(n_species), "norm": jnp.array(norm, dtype=float), "layers": layers}
+        return {"embed": embed, "E0": jnp.array(e0_init, dtype=float), "norm": jnp.array(norm, dtype=float), "layers": layers}
 
     def layer_outputs(params, graph):
         """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
@@ -271,6 +287,7 @@ def mlace(
         hidden_l_max=None if hidden_l_max is None else _as_list(hidden_l_max),
         avg_num_neighbors=None if avg_num_neighbors is None else float(avg_num_neighbors),
         init_scale=float(init_scale),
+        e0=e0_map,
     )
     model = Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers))
     _LAYERS[model] = (layer_outputs, bases)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from ase.io import write
 
@@ -55,6 +56,15 @@ def test_cutoff_study(tmp_path):
     assert [r["cutoff"] for r in rows] == [3.5, 4.5]
     assert all(r["max_norm_beyond_2LRc"] == 0.0 for r in rows)
     assert all(r["force_mae"] > 0 for r in rows)
+
+
+def test_cutoff_study_default_model(tmp_path):
+    # the default model (HDNNP) gets symmetry-function scaling and E0 from the training split
+    out = run(tmp_path, "cutoff", "--cutoffs", "3.5", "--epochs", "1", "--n-structures", "8")
+    res = load(out / "cutoff.json")
+    assert res["model"] == "hdnnp" and len(res["rows"]) == 1
+    row = res["rows"][0]
+    assert np.isfinite(row["energy_mae"]) and row["force_mae"] > 0 and row["max_norm_beyond_2LRc"] == 0.0
 
 
 def test_layers_study(tmp_path):

@@ -147,6 +147,41 @@ def test_forces_and_stress_finite_differences(system):
     np.testing.assert_allclose(s, s_fd, atol=1e-8)
 
 
+def test_dense_neighbour_layout_matches_edge_list(system):
+    """max_neighbors only changes the algorithm: values, forces, parameter
+    gradients and Hessians agree with the edge-list path, also in a padded
+    batch, a graph with edges beyond R_c, and when an atom overflows."""
+    atoms = system[2]
+    model = _model(1)  # the base is evaluated the same way in every layer; one layer compiles faster
+    params = _params(model, atoms)
+    other = random_cell_atoms(6, CELL * 0.8, pbc=False, seed=9, min_dist=2.1, symbols=["Ag", "Cu"])
+    batch = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(a, model.cutoff + 0.7) for a in (atoms, other)],
+                                jaxmlp.Buckets(n_node=24, n_edge=700, n_graph=3))
+    deg = int(np.max(np.bincount(jaxmlp.atoms_to_graph(atoms, model.cutoff).receivers)))
+    cfg = dict(model.config)
+
+    def grads(m, g):
+        return jax.jit(jax.grad(lambda p: jnp.sum(jaxmlp.energy_and_forces(m, p, g)[1] ** 2)))(params)
+
+    ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+    e0, f0 = ef(model, params, batch)
+    g0 = grads(model, batch)
+    H0 = np.asarray(jaxmlp.hessian(model, params, jaxmlp.atoms_to_graph(other, model.cutoff)))
+    for k in (deg + 3, deg - 1):  # fits / one atom overflows (edge-list fallback)
+        dense = build_model("mlace", {**cfg, "max_neighbors": k})
+        e1, f1 = ef(dense, params, batch)
+        np.testing.assert_allclose(np.asarray(e1), np.asarray(e0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(f1), np.asarray(f0), atol=1e-12)
+        if k > deg:
+            for a, b in zip(jax.tree.leaves(grads(dense, batch)), jax.tree.leaves(g0)):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+    H1 = np.asarray(jaxmlp.hessian(build_model("mlace", {**cfg, "max_neighbors": deg + 3}), params,
+                                   jaxmlp.atoms_to_graph(other, model.cutoff)))
+    np.testing.assert_allclose(H1, H0, atol=1e-11)
+    with pytest.raises(ValueError, match="max_neighbors"):
+        mlace(["Cu"], cutoff=3.0, max_neighbors=0)
+
+
 def test_padding_and_jit_invariance(system):
     model, params, atoms = system
     other = random_cell_atoms(6, CELL * 0.8, pbc=False, seed=9, min_dist=2.1, symbols=["Ag", "Cu"])

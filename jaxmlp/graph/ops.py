@@ -47,8 +47,8 @@ def edge_vectors(graph: jraph.GraphsTuple, positions: jax.Array | None = None, c
         Cells to use instead of ``graph.globals["cell"]`` (strained cells for
         the stress).
     """
-    R = graph.nodes["positions"] if positions is None else positions
-    C = graph.globals["cell"] if cell is None else cell
+    R = jnp.asarray(graph.nodes["positions"] if positions is None else positions)
+    C = jnp.asarray(graph.globals["cell"] if cell is None else cell)  # numpy graphs closed over in jit too
     shifts = graph.edges["offsets"].astype(R.dtype)
     cell_e = C.astype(R.dtype)[edge_graph_index(graph)]
     return R[graph.senders] - R[graph.receivers] + jnp.einsum("ei,eij->ej", shifts, cell_e)

@@ -103,6 +103,7 @@ def mlace(
     avg_num_neighbors: float | None = None,
     init_scale: float = 0.1,
     e0=None,
+    max_neighbors: int | None = None,
 ) -> Model:
     """Build a multilayer ACE model with scalar indicators.
 
@@ -141,6 +142,14 @@ def mlace(
     init_scale : float
         Standard deviation of the initial expansion coefficients (scaled
         by ``1/√n_B``).
+    max_neighbors : int, optional
+        Evaluate the atomic base in a dense ``[atoms, max_neighbors]``
+        neighbour layout (batched matrix products instead of a scatter over
+        edges; about 5× faster energy+forces for the base on CPU). Only
+        neighbours inside ``R_c`` count. A graph in which any atom has more
+        neighbours (or whose edges are not sorted by receiver) is evaluated
+        by the general edge-list path instead (``lax.cond``), so the result
+        never depends on this setting. Default: the edge-list path only.
     e0 : dict element → float, optional
         Initial per-element reference energies ``params["E0"]`` (eV per atom;
         trained with the rest), e.g. from
@@ -173,6 +182,8 @@ def mlace(
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {embedding!r}")
     if not (isinstance(n_properties, (int, np.integer)) and n_properties >= 1):
         raise ValueError(f"n_properties must be an int >= 1, got {n_properties!r}")
+    if max_neighbors is not None and not (isinstance(max_neighbors, (int, np.integer)) and max_neighbors >= 1):
+        raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
     if avg_num_neighbors is not None and not avg_num_neighbors > 0:
         raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
     e0_map = per_element(e0, [element_symbol(z) for z in zs], "e0")
@@ -201,7 +212,7 @@ def mlace(
         unit = jnp.where(inside[:, None], vec / r_safe[:, None], jnp.asarray([0.0, 0.0, 1.0], vec.dtype))
         g = radial_basis(r_safe, cutoff, n_radial, radial_basis_kind)
         g = jnp.where(inside[:, None], g, 0.0)
-        return g, spherical_harmonics(unit, l_all)
+        return g, spherical_harmonics(unit, l_all), inside
 
     def init(key, graph):
         if key is None:
@@ -227,7 +238,7 @@ def mlace(
 
     def layer_outputs(params, graph):
         """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
-        g, Y = _geometry(graph)
+        g, Y, inside = _geometry(graph)
         dtype = g.dtype
         n_nodes = graph.nodes["positions"].shape[0]
         s = jnp.maximum(table[graph.nodes["numbers"]], 0)
@@ -235,6 +246,7 @@ def mlace(
         e_j = params["embed"].astype(dtype)[s_j]  # [E, K]
         ge = (g[:, :, None] * e_j[:, None, :]).reshape(g.shape[0], -1)  # [E, Q·K]
         norm = jax.lax.stop_gradient(params["norm"]).astype(dtype)
+        dense = None if max_neighbors is None else _dense_slots(graph.receivers, inside, n_nodes, int(max_neighbors))
         theta = None
         outs = []
         for n, layer in enumerate(params["layers"]):
@@ -252,9 +264,19 @@ def mlace(
                 R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
                 R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
             R = R.reshape(-1, lb + 1, C)
-            # φ_{e,lm,c} = Y_lm(r̂_e) R_{e,l,c}: per-l broadcast (no gather along lm)
-            phi = jnp.concatenate([Y[:, l * l : (l + 1) ** 2, None] * R[:, l : l + 1, :] for l in range(lb + 1)], axis=1)
-            A = jax.ops.segment_sum(phi, graph.receivers, num_segments=n_nodes) / norm  # [N, nlm, C]
+            Yb = Y[:, : (lb + 1) ** 2]
+            if dense is None:
+                A = _base_edges(Yb, R, graph.receivers, n_nodes)
+            else:  # dense layout when every atom fits, else the edge list (same values)
+                fits, idx = dense
+                A = jax.lax.cond(
+                    fits,
+                    lambda Yb, R: _base_dense(Yb, R, idx, n_nodes, int(max_neighbors)),
+                    lambda Yb, R: _base_edges(Yb, R, graph.receivers, n_nodes),
+                    Yb,
+                    R,
+                )
+            A = A / norm  # [N, nlm, C]
             B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
             props = B @ layer["coeffs"].astype(dtype) + layer["bias"].astype(dtype)[s]
             outs.append(props)
@@ -288,6 +310,7 @@ def mlace(
         avg_num_neighbors=None if avg_num_neighbors is None else float(avg_num_neighbors),
         init_scale=float(init_scale),
         e0=e0_map,
+        max_neighbors=None if max_neighbors is None else int(max_neighbors),
     )
     model = Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers))
     _LAYERS[model] = (layer_outputs, bases)
@@ -295,6 +318,45 @@ def mlace(
 
 
 _LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _base_edges(Y, R, receivers, n_nodes):
+    """Atomic base ``A_{i,lm,c} = Σ_j Y_lm(j) R_lc(j)`` by a segment sum over edges.
+
+    ``Y`` [E, (l+1)²], ``R`` [E, l+1, C] → [n_nodes, (l+1)², C]; per-l
+    broadcast (no gather along lm).
+    """
+    phi = jnp.concatenate([Y[:, l * l : (l + 1) ** 2, None] * R[:, l : l + 1, :] for l in range(R.shape[1])], axis=1)
+    return jax.ops.segment_sum(phi, receivers, num_segments=n_nodes)
+
+
+def _dense_slots(receivers, inside, n_nodes: int, k: int):
+    """Dense neighbour layout of the edges inside the cutoff.
+
+    Returns ``(fits, idx)``: ``idx[e] = receivers[e]·k + slot`` for edges
+    inside (slot = rank among the centre's inside edges), ``n_nodes·k``
+    (dropped) otherwise; ``fits`` is True when receivers are sorted and no
+    atom has more than ``k`` neighbours inside.
+    """
+    ins = inside.astype(jnp.int32)
+    count = jax.ops.segment_sum(ins, receivers, num_segments=n_nodes)
+    start = jnp.cumsum(count) - count
+    slot = jnp.cumsum(ins) - 1 - start[receivers]
+    fits = jnp.all(receivers[1:] >= receivers[:-1]) & (jnp.max(count, initial=0) <= k)
+    idx = jnp.where(inside, receivers * k + slot, n_nodes * k)
+    return fits, idx
+
+
+def _base_dense(Y, R, idx, n_nodes: int, k: int):
+    """Same as :func:`_base_edges` in the dense ``[n_nodes, k]`` layout (per-l batched matmuls)."""
+    rows = n_nodes * k
+    Yd = jnp.zeros((rows, Y.shape[1]), Y.dtype).at[idx].set(Y, mode="drop", unique_indices=True)
+    Rd = jnp.zeros((rows,) + R.shape[1:], R.dtype).at[idx].set(R, mode="drop", unique_indices=True)
+    Yd = Yd.reshape(n_nodes, k, -1)
+    Rd = Rd.reshape(n_nodes, k, *R.shape[1:])
+    return jnp.concatenate(
+        [jnp.einsum("nkm,nkc->nmc", Yd[:, :, l * l : (l + 1) ** 2], Rd[:, :, l, :]) for l in range(R.shape[1])], axis=1
+    )
 
 
 def mlace_layers(model: Model, params, graph):

@@ -1,15 +1,24 @@
 """ml-ACE energy+forces throughput (atoms/s) versus number of layers.
 
 Systems: periodic fcc Cu (2048 atoms, R_c = 6 Å) and batches of rMD17
-ethanol molecules (R_c = 4 Å); 1-4 layers; float32 and float64, in one run.
-Timing: jitted ``jaxmlp.energy_and_forces`` after one compile call, median of
-``--repeat`` calls (``block_until_ready``).  Results go to
-``benchmarks/results/mlace.json``.
+ethanol molecules (R_c = 4 Å); 1-4 layers; float32 and float64, side by side
+in one run with the default HDNNP of ``jaxmlp-bench`` and a 1-layer ml-ACE on
+the edge-list path (no ``max_neighbors``).  Timing: jitted
+``jaxmlp.energy_and_forces`` after one compile call, median of ``--repeat``
+calls (``block_until_ready``).  Results go to ``benchmarks/results/mlace.json``.
+
+References (optional, ``--reference-python``: the interpreter of a scratch
+venv with ``pip install ace-jax python-ace``; neither is a jaxmlp
+dependency): a linear ACE of ace-jax (order 3, total degree 13: 286
+functions) and the C++ PACE evaluator of python-ace with the same 252
+functions per layer as our default basis (``nradmax_by_orders=[8,6,4]``,
+``lmax_by_orders=[0,3,2]``), both on the same Cu cell, run right after ours.
 
 Usage::
 
-    python benchmarks/mlace.py                  # everything (a few minutes on 2 cores)
+    python benchmarks/mlace.py                  # everything (several minutes)
     python benchmarks/mlace.py --quick          # 1-2 layers, Cu only, float64
+    taskset -c 0 python benchmarks/mlace.py --reference-python /tmp/ref-venv/bin/python   # one core
 """
 
 from __future__ import annotations
@@ -62,6 +71,34 @@ for dt in ("float64", "float32"):
 print("RESULT " + json.dumps(out))
 """
 
+# C++ PACE evaluator (python-ace), same basis size as our default per layer, random coefficients.
+PACE_SCRIPT = r"""
+import json, sys, time, statistics
+import numpy as np
+from ase.build import bulk
+from pyace import create_multispecies_basis_config, PyACECalculator
+repeat = int(sys.argv[1])
+cfg = {"deltaSplineBins": 0.001, "elements": ["Cu"],
+       "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled", "fs_parameters": [1, 1], "ndensity": 1}},
+       "bonds": {"ALL": {"radbase": "SBessel", "radparameters": [5.25], "rcut": 6.0, "dcut": 0.01, "NameOfCutoffFunction": "cos"}},
+       "functions": {"ALL": {"nradmax_by_orders": [8, 6, 4], "lmax_by_orders": [0, 3, 2]}}}
+bconf = create_multispecies_basis_config(cfg)
+n_funcs = sum(len(b.funcspecs) for b in bconf.funcspecs_blocks)
+c = bconf.get_all_coeffs()
+bconf.set_all_coeffs(np.random.default_rng(0).normal(size=len(c)) * 0.01)
+atoms = bulk("Cu", "fcc", a=3.615, cubic=True).repeat(8)
+atoms.rattle(0.05, seed=1)
+atoms.calc = PyACECalculator(bconf)
+t = time.perf_counter(); atoms.get_forces(); first = time.perf_counter() - t
+times = []
+for k in range(repeat):
+    atoms.positions[0, 0] += 1e-4
+    t = time.perf_counter(); atoms.get_potential_energy(); atoms.get_forces(); times.append(time.perf_counter() - t)
+med = statistics.median(times)
+print("RESULT " + json.dumps({"code": "python-ace C++ PACE evaluator", "n_functions": n_funcs, "rcut": 6.0, "n_atoms": len(atoms),
+      "float64": {"first_call_s": first, "time_s": med, "atoms_per_s": len(atoms) / med}}))
+"""
+
 BASIS = dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -108,31 +145,34 @@ def ethanol_graph(batch=64, cutoff=4.0):
         return None, None
     frames = ase.io.read(shared, f":{batch}")
     g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(a, cutoff) for a in frames])
-    return sum(len(a) for a in frames), g
+    return frames, g
 
 
-def acejax_reference(python: str, totaldegree: int = 13, repeat: int = 3) -> dict:
-    """Time ace-jax (order 3, ``totaldegree`` → 286 functions at 13) on the same Cu cell.
-
-    Parameters
-    ----------
-    python : str
-        Interpreter of an environment with ace-jax installed.
-    """
+def reference(python: str, script: str, *args) -> dict:
+    """Run a reference timing ``script`` in another interpreter; its ``RESULT`` line as a dict."""
     import subprocess
 
-    proc = subprocess.run([python, "-c", ACEJAX_SCRIPT, str(totaldegree), str(repeat)], capture_output=True, text=True, timeout=1200)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    proc = subprocess.run([python, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=1200, env=env)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     return {"error": (proc.stderr or proc.stdout)[-2000:]}
 
 
-def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat=5, out=None, acejax_python=None):
+def _max_neighbors(graph, cutoff):
+    """Largest number of neighbours inside ``cutoff``, rounded up to a multiple of 8."""
+    vec = np.asarray(jaxmlp.graph.ops.edge_vectors(graph))
+    inside = np.asarray(graph.edges["mask"]) & (np.linalg.norm(vec, axis=1) < cutoff)
+    deg = np.bincount(np.asarray(graph.receivers)[inside], minlength=1).max()
+    return int(8 * -(-deg // 8))
+
+
+def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat=5, out=None, reference_python=None):
     """Run the benchmark; return the results dict (also written as JSON).
 
-    ``acejax_python``: interpreter of a scratch venv with ace-jax, timed on
-    the same Cu cell right after ours (same machine load).
+    ``reference_python``: interpreter of a scratch venv with ace-jax and
+    python-ace, timed on the same Cu cell right after ours (same machine load).
     """
     if quick:
         layers, dtypes, repeat = (1, 2), ("float64",), 3
@@ -142,24 +182,38 @@ def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat
         "basis": BASIS,
         "runs": [],
     }
-    atoms, g_cu = cu_graph()
-    n_eth, g_eth = ethanol_graph()
-    systems = [("Cu fcc periodic 2048 atoms, Rc=6", ["Cu"], 6.0, g_cu, len(atoms))]
+    atoms_cu, g_cu = cu_graph()
+    atoms_cu = [atoms_cu]
+    frames_eth, g_eth = ethanol_graph()
+    systems = [("Cu fcc periodic 2048 atoms, Rc=6", ["Cu"], 6.0, g_cu, len(atoms_cu[0]))]
+    n_eth = sum(len(a) for a in frames_eth) if frames_eth else 0
     if g_eth is not None and not quick:
         systems.append(("ethanol x64 (rMD17), Rc=4", ["C", "H", "O"], 4.0, g_eth, n_eth))
+    from jaxmlp.bench.studies import make_model
+
     for name, elements, rc, g, n in systems:
         n_edges = int(np.sum(np.asarray(g.edges["mask"])))
-        for L in layers:
-            model = mlace(elements, cutoff=rc, n_layers=L, **BASIS)
+        k = _max_neighbors(g, rc)
+        zs = mlace(elements, rc).elements
+        variants = [(f"ml-ACE L={L}", L, mlace(elements, cutoff=rc, n_layers=L, max_neighbors=k, **BASIS)) for L in layers]
+        variants.append(("ml-ACE L=1 edge-list path", 1, mlace(elements, cutoff=rc, n_layers=1, **BASIS)))
+        hd = make_model("hdnnp", zs, rc)
+        variants.append(("HDNNP (jaxmlp-bench default)", None, hd))
+        for label, L, model in variants:
+            graph = g if not model.needs_triplets else jaxmlp.batch_graphs(
+                [jaxmlp.atoms_to_graph(a, rc, triplets=True) for a in (atoms_cu if "Cu" in name else frames_eth)])
             for dt in dtypes:
-                r = time_model(model, g, n, jnp.dtype(dt), repeat=repeat)
-                run = {"system": name, "n_atoms": n, "n_edges": n_edges, "n_layers": L, "dtype": dt,
-                       "basis_per_layer": basis_sizes(model), **r}
+                r = time_model(model, graph, n, jnp.dtype(dt), repeat=repeat)
+                run = {"system": name, "model": label, "n_atoms": n, "n_edges": n_edges, "n_layers": L, "dtype": dt,
+                       "max_neighbors": model.config.get("max_neighbors"),
+                       "basis_per_layer": basis_sizes(model) if model.name == "mlace" else None, **r}
                 print(json.dumps(run), flush=True)
                 res["runs"].append(run)
-    if acejax_python:
-        res["acejax"] = acejax_reference(acejax_python, repeat=repeat)
+    if reference_python:
+        res["acejax"] = reference(reference_python, ACEJAX_SCRIPT, 13, repeat)
         print("ace-jax:", json.dumps(res["acejax"]), flush=True)
+        res["pace"] = reference(reference_python, PACE_SCRIPT, repeat)
+        print("PACE:", json.dumps(res["pace"]), flush=True)
     res["machine"]["loadavg_end"] = os.getloadavg()
     out = out or str(ROOT / "benchmarks" / "results" / ("mlace_quick.json" if quick else "mlace.json"))
     pathlib.Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +229,6 @@ if __name__ == "__main__":
     ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--acejax-python", default=None, help="python of a venv with ace-jax, for the reference timing")
+    ap.add_argument("--reference-python", default=None, help="python of a venv with ace-jax and python-ace, for reference timings")
     a = ap.parse_args()
-    main(quick=a.quick, layers=tuple(a.layers), dtypes=tuple(a.dtypes), repeat=a.repeat, out=a.out, acejax_python=a.acejax_python)
+    main(quick=a.quick, layers=tuple(a.layers), dtypes=tuple(a.dtypes), repeat=a.repeat, out=a.out, reference_python=a.reference_python)

@@ -133,7 +133,7 @@ def study(name, n_train, n_valid, epochs, batch_size, taylor_grid, lr, out_dir, 
             "atoms_per_structure": float(np.mean(tr.n_atoms)), "cutoff": cutoff, "runs": results}
 
 
-def main(full: bool = False, datasets=None, out_dir=None, seed: int = 0):
+def main(full: bool = False, datasets=None, out_dir=None, seed: int = 0, plan=None):
     """Run the study; return the results dict (also written as JSON).
 
     Parameters
@@ -144,10 +144,15 @@ def main(full: bool = False, datasets=None, out_dir=None, seed: int = 0):
         Any of ``"ethanol"``, ``"water"``, ``"cu_emt"`` (default: all that exist).
     out_dir : path, optional
         Default ``benchmarks/results/force_training``.
+    plan : dict, optional
+        ``{dataset: (n_train, n_valid, epochs, batch_size, [(strategy, a, δ), ...], learning_rate)}``
+        replacing the built-in plans (e.g. a tiny smoke run).
     """
     out_dir = pathlib.Path(out_dir or ROOT / "benchmarks" / "results" / "force_training")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if full:
+    if plan is not None:
+        plan = dict(plan)
+    elif full:
         plan = {"ethanol": (200, 200, 60, 10, [("B", 4, 0.01), ("B", 16, 0.01), ("B", 16, 0.03), ("A", 16, 0.03)], 5e-3),
                 "water": (24, 16, 30, 2, [("B", 8, 0.01), ("B", 24, 0.01), ("A", 8, 0.03)], 5e-3),
                 "cu_emt": (80, 40, 60, 8, [("B", 4, 0.02), ("B", 16, 0.02), ("A", 16, 0.03)], 5e-3)}

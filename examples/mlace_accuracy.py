@@ -161,11 +161,14 @@ def evaluate(model, params, data, buckets, batch_size=16) -> dict:
     }
 
 
-def _model(elements, cutoff, n_layers, basis):
-    return mlace(elements, cutoff=cutoff, n_layers=n_layers, **basis)
+def _model(elements, cutoff, n_layers, basis, data):
+    """ml-ACE with the dense neighbour layout sized to the data (largest degree, rounded up to 8)."""
+    deg = max(int(np.bincount(jaxmlp.atoms_to_graph(a, cutoff).receivers, minlength=1).max()) for a, _, _ in data)
+    return mlace(elements, cutoff=cutoff, n_layers=n_layers, max_neighbors=8 * -(-deg // 8), **basis)
 
 
-def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters")) -> dict:
+def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters"),
+         basis: str = "default", sizes: dict | None = None) -> dict:
     """Run the study; return (and optionally write) the results dict.
 
     Parameters
@@ -179,26 +182,33 @@ def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, ou
     out : str, optional
         JSON output path.
     datasets : sequence of {"ethanol", "cu_clusters"}
+    basis : {"default", "small"}
+        ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`).
+    sizes : dict, optional
+        ``{dataset: (n_train, n_test)}`` overriding the defaults.
     """
     jax.config.update("jax_enable_x64", True)
     budget = (150.0 if full else 15.0) if budget_s is None else float(budget_s)
-    basis = dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8)
+    from jaxmlp.models.mlace import PRESETS
+
+    preset = basis
+    basis = dict(PRESETS[preset])
     results = {
-        "config": {"full": full, "budget_s_per_model": budget, "basis": basis, "float": "float64", "host_cpus": os.cpu_count()},
+        "config": {"full": full, "budget_s_per_model": budget, "basis_preset": preset, "basis": basis, "float": "float64", "host_cpus": os.cpu_count()},
         "paper_ethanol_meV_meV_per_A": {str(k): v for k, v in PAPER_ETHANOL.items()},
         "runs": [],
     }
     t_start = time.perf_counter()
     for name in datasets:
         if name == "ethanol":
-            n_tr, n_te = (800, 200) if full else (64, 32)
+            n_tr, n_te = (sizes or {}).get(name, (800, 200) if full else (64, 32))
             if not (_shared_data() / ETHANOL).exists():
                 print(f"skipping ethanol: {_shared_data() / ETHANOL} not found")
                 continue
             train, test = load_ethanol(n_tr, n_te)
             elements, cutoff = ["C", "H", "O"], 4.0
         elif name == "cu_clusters":
-            n_tr, n_te = (160, 40) if full else (24, 8)
+            n_tr, n_te = (sizes or {}).get(name, (160, 40) if full else (24, 8))
             split = load_cu_clusters(n_tr, n_te)
             if split is None:
                 print("skipping cu_clusters: jaxmlp.data.generate.default_dataset is not available")
@@ -208,7 +218,7 @@ def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, ou
         else:
             raise ValueError(f"unknown dataset {name!r}")
         for L in layers:
-            model = _model(elements, cutoff, L, basis)
+            model = _model(elements, cutoff, L, basis, train + test)
             print(f"{name}: {L} layer(s), {len(train)} train / {len(test)} test, budget {budget:.0f}s")
             _, m = train_model(model, train, test, budget)
             run = {"dataset": name, "n_layers": L, "cutoff": cutoff, "n_train": len(train), "n_test": len(test), **m}
@@ -232,6 +242,7 @@ if __name__ == "__main__":
     ap.add_argument("--budget", type=float, default=None, help="training seconds per model")
     ap.add_argument("--datasets", nargs="+", default=["ethanol", "cu_clusters"])
     ap.add_argument("--out", default=None)
+    ap.add_argument("--basis", default="default", choices=["default", "small"], help="ml-ACE basis preset")
     a = ap.parse_args()
-    main(full=a.full, layers=tuple(a.layers), budget_s=a.budget, out=a.out, datasets=tuple(a.datasets))
+    main(full=a.full, layers=tuple(a.layers), budget_s=a.budget, out=a.out, datasets=tuple(a.datasets), basis=a.basis)
     sys.exit(0)

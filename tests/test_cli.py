@@ -119,3 +119,15 @@ def test_help_on_every_subcommand(capsys):
             main([cmd, "--help"])
         assert exc.value.code == 0
         assert cmd in capsys.readouterr().out
+
+
+def test_max_degree_sizes_the_dense_layout():
+    from ase.build import bulk, molecule
+
+    from jaxmlp.bench.studies import make_model, max_degree
+
+    assert max_degree([molecule("CH3CH2OH")], 4.0) == 8  # 8 neighbours per atom, rounded up to 8
+    cu = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)
+    assert max_degree([cu], 3.0) == 16  # 12 nearest neighbours
+    assert make_model("mlace", [29], 3.0, structures=[cu]).config["max_neighbors"] == 16
+    assert make_model("mlace", [29], 3.0).config["max_neighbors"] is None

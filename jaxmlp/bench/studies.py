@@ -16,12 +16,30 @@ CU_LJ = dict(epsilon=0.409, sigma=2.338)
 
 
 # ---------------------------------------------------------------- models
-def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None, basis: str = "default"):
+def max_degree(structures, cutoff: float) -> int:
+    """Largest neighbour count within ``cutoff`` over ``structures``, rounded up to a multiple of 8.
+
+    Used as ml-ACE's ``max_neighbors`` (the dense layout; any overflow falls
+    back to the edge-list path, so this only affects speed).
+    """
+    from jaxmlp.graph.neighbours import neighbour_list
+
+    deg = 1
+    for atoms in structures:
+        centres = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).centres
+        if len(centres):
+            deg = max(deg, int(np.bincount(centres).max()))
+    return 8 * -(-deg // 8)
+
+
+def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None, basis: str = "default", structures=None):
     """A default model of ``kind`` for ``elements`` (atomic numbers) and ``cutoff`` Å.
 
     With a training ``dataset`` the HDNNP gets n2p2-style symmetry-function
     scaling (min/max, centred) and per-element E0 fitted on it (ml-ACE: the initial E0).  ``basis``
-    names an ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`).
+    names an ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`);
+    ml-ACE's ``max_neighbors`` comes from ``structures`` (default: the
+    dataset's), see :func:`max_degree`.
     """
     from jaxmlp import models
 
@@ -51,7 +69,10 @@ def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=No
             from jaxmlp.models.hdnnp import fit_reference_energies
 
             e0 = fit_reference_energies(dataset, elements)
-        return models.mlace(elements, cutoff, n_layers=n_layers, e0=e0, **PRESETS[basis])
+        if structures is None and dataset is not None:
+            structures = dataset.structures
+        k = None if structures is None else max_degree(structures, cutoff)
+        return models.mlace(elements, cutoff, n_layers=n_layers, e0=e0, max_neighbors=k, **PRESETS[basis])
     raise CLIError(f"unknown model {kind!r}; choose from lj, morse, hdnnp, mlace")
 
 
@@ -98,7 +119,7 @@ def run_speed(args, out: pathlib.Path) -> dict:
     jobs = [(m, n) for m in args.models for n in args.sizes]
     for kind, n in tqdm(jobs, desc="speed", disable=args.no_progress):
         atoms = cu_cell(n, args.seed)
-        model = make_model(kind, [29], args.cutoff)
+        model = make_model(kind, [29], args.cutoff, structures=[atoms])
         g = _graph(model, atoms, dtype)
         params = _cast(_init(model, g, args.seed), dtype)
         ef = jax.jit(partial(jaxmlp.energy_and_forces, model))

@@ -15,8 +15,12 @@ def run(tmp_path, *args):
     return out
 
 
+def _reject(constant):
+    raise AssertionError(f"invalid JSON constant {constant} (NaN/Infinity are not JSON)")
+
+
 def load(path):
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(), parse_constant=_reject)
     assert isinstance(data, dict)
     return data
 
@@ -131,3 +135,11 @@ def test_max_degree_sizes_the_dense_layout():
     assert max_degree([cu], 3.0) == 16  # 12 nearest neighbours
     assert make_model("mlace", [29], 3.0, structures=[cu]).config["max_neighbors"] == 16
     assert make_model("mlace", [29], 3.0).config["max_neighbors"] is None
+
+
+def test_json_results_are_strict(tmp_path):
+    from jaxmlp.bench.common import write_json
+
+    path = write_json(tmp_path / "r.json", {"gamma": float("inf"), "x": np.float32(1.5), "a": np.arange(2), "nan": [np.nan]})
+    assert load(path) == {"gamma": None, "x": 1.5, "a": [0, 1], "nan": [None]}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary files left

@@ -12,6 +12,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..io.strict_json import json_ready
+
 
 class CLIError(Exception):
     """A user error: printed as ``jaxmlp-bench: error: ...`` with exit code 2."""
@@ -22,20 +24,14 @@ def write_json(path: pathlib.Path, obj: Any) -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2, default=_json_default)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(json_ready(obj), fh, indent=2, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
     return path
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
 
 
 def write_csv(path: pathlib.Path, rows: Sequence[dict]) -> pathlib.Path:

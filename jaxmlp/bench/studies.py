@@ -276,6 +276,9 @@ def _fragment_series(atoms, H, calc, model_params, args):
     out = {"center": center, "series": rows}
     try:
         out["gamma_eV_per_A2"] = float(gamma([r["delta_f_norm"] for r in rows], [r["Gprime_norm"] for r in rows], force_tolerance=0.15))
+        if not np.isfinite(out["gamma_eV_per_A2"]):
+            out["gamma_eV_per_A2"] = None
+            out["gamma_note"] = "no fragment exceeds the 0.15 eV/Å force tolerance: Γ is unbounded (use smaller radii)"
     except ValueError as exc:  # too few or unbracketed points
         out["gamma_eV_per_A2"] = None
         out["gamma_note"] = str(exc)

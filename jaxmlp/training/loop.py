@@ -39,6 +39,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from ..io.strict_json import json_ready
 from ..models.base import Model, check_elements
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
@@ -247,7 +248,7 @@ def _write_log(path: str, history: list[dict]) -> None:
             w.writeheader()
             w.writerows(history)
         else:
-            json.dump(history, fh, indent=1)
+            json.dump(json_ready(history), fh, indent=1, allow_nan=False)  # NaN losses → null
     os.replace(tmp, path)
 
 

@@ -8,7 +8,7 @@ energy, the Hessian locality test, and force-training studies.
 from . import data, graph, models, observables
 from .calculator import Calculator
 from .graph import Buckets, atoms_to_graph, batch_graphs, suggest_buckets
-from .hessian import SparseHessian, fd_hessian, hessian_pairs, sparse_hessian  # before .observables: jaxmlp.hessian stays the dense function
+from .hessians import SparseHessian, fd_hessian, hessian_pairs, sparse_hessian
 from . import analysis, fragments, locality
 from .observables import (
     energy,

@@ -52,7 +52,7 @@ def test_fd_hessian_emt_properties_and_columns():
     assert H.shape == (12, 12) and np.allclose(H, H.T)
     n = len(atoms)
     assert np.abs(H.reshape(12, n, 3).sum(axis=1)).max() < 1e-3 * np.abs(H).max()  # translation sum rule
-    from jaxmlp.hessian import fd_hessian_columns
+    from jaxmlp.hessians import fd_hessian_columns
 
     cols = fd_hessian_columns(atoms, EMT(), [2])
     raw = jaxmlp.fd_hessian(atoms, EMT(), progress=False, symmetrize=False)

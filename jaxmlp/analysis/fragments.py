@@ -466,7 +466,7 @@ def fragment_series(
     -------
     FragmentSeries
     """
-    from ..hessian import fd_hessian, fd_hessian_columns
+    from ..hessians import fd_hessian, fd_hessian_columns
     from .locality import group_matrix
 
     if np.any(atoms.pbc):

@@ -41,7 +41,7 @@ __all__ = [
 
 
 def _dense(H) -> np.ndarray:
-    from ..hessian import SparseHessian
+    from ..hessians import SparseHessian
 
     if isinstance(H, SparseHessian):
         return H.to_dense()
@@ -70,7 +70,7 @@ def block_norms(H) -> np.ndarray:
     ----------
     H : [3N, 3N] array (atom-major) or SparseHessian
     """
-    from ..hessian import SparseHessian
+    from ..hessians import SparseHessian
 
     if isinstance(H, SparseHessian):
         out = np.zeros((H.n_atoms, H.n_atoms))
@@ -132,7 +132,7 @@ def decay(H, atoms, bin_width: float = 0.5, r_max: float | None = None, centers:
     -------
     Decay
     """
-    from ..hessian import SparseHessian
+    from ..hessians import SparseHessian
 
     if not bin_width > 0:
         raise ValueError(f"bin_width must be positive, got {bin_width}")
@@ -276,7 +276,7 @@ def group_matrix(H, A: int, group: Sequence[int], saturating=()) -> np.ndarray:
     -------
     [3, 3] float
     """
-    from ..hessian import SparseHessian
+    from ..hessians import SparseHessian
 
     sparse = isinstance(H, SparseHessian)
     n = H.n_atoms if sparse else _dense(H).shape[0] // 3

@@ -635,25 +635,3 @@ def fd_hessian(
             _atomic_save(path, hessian=H, done=done, numbers=atoms.numbers, positions=R0, delta=np.float64(delta))
             since = 0
     return 0.5 * (H + H.T) if symmetrize else H
-
-
-# ----------------------------------------------------------------------------
-# ``jaxmlp.hessian`` is both this module and the dense Hessian function of
-# :mod:`jaxmlp.observables`.  Importing the submodule rebinds the package
-# attribute to the module, so the module itself is made callable: whichever
-# object ``jaxmlp.hessian`` is, ``jaxmlp.hessian(model, params, graph)``
-# returns the dense Hessian.
-# ----------------------------------------------------------------------------
-import sys as _sys
-import types as _types
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, model, params, graph, chunk_size: int | None = 96):
-        """Dense Hessian ``[3N, 3N]`` eV/Å² (:func:`jaxmlp.observables.hessian`)."""
-        from .observables import hessian as _dense
-
-        return _dense(model, params, graph, chunk_size)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

@@ -8,7 +8,7 @@ fits a fixed total time.
 
 Usage::
 
-    python examples/mlace_accuracy.py            # fast smoke run (~1-2 min)
+    python examples/mlace_accuracy.py            # fast smoke run (~1 min: 1-2 layers, small basis, 5 s each)
     python examples/mlace_accuracy.py --full     # the study (~20 min on 2 cores)
 
 Results are written as JSON (``--out``, default
@@ -167,28 +167,33 @@ def _model(elements, cutoff, n_layers, basis, data):
     return mlace(elements, cutoff=cutoff, n_layers=n_layers, max_neighbors=8 * -(-deg // 8), **basis)
 
 
-def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters"),
-         basis: str = "default", sizes: dict | None = None) -> dict:
+def main(full: bool = False, layers=None, budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters"),
+         basis: str | None = None, sizes: dict | None = None) -> dict:
     """Run the study; return (and optionally write) the results dict.
 
     Parameters
     ----------
     full : bool
-        False: a smoke run (few frames, 15 s per model). True: 800/200
+        False: a smoke run (few frames, layers 1-2, small basis, 5 s per
+        model, about a minute). True: 800/200
         ethanol frames and 160/40 Cu clusters, ``budget_s`` per model.
-    layers : sequence of int
+    layers : sequence of int, optional
+        Default (1, 2), or (1, 2, 3) with ``full``.
     budget_s : float, optional
-        Training wall time per model (default 15 s, or 150 s with ``full``).
+        Training wall time per model (default 5 s, or 150 s with ``full``).
     out : str, optional
         JSON output path.
     datasets : sequence of {"ethanol", "cu_clusters"}
-    basis : {"default", "small"}
-        ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`).
+    basis : {"default", "small"}, optional
+        ml-ACE basis preset (:data:`jaxmlp.models.mlace.PRESETS`); default
+        "small", or "default" with ``full``.
     sizes : dict, optional
         ``{dataset: (n_train, n_test)}`` overriding the defaults.
     """
     jax.config.update("jax_enable_x64", True)
-    budget = (150.0 if full else 15.0) if budget_s is None else float(budget_s)
+    budget = (150.0 if full else 5.0) if budget_s is None else float(budget_s)
+    layers = ((1, 2, 3) if full else (1, 2)) if layers is None else tuple(layers)
+    basis = ("default" if full else "small") if basis is None else basis
     from jaxmlp.models.mlace import PRESETS
 
     preset = basis
@@ -238,11 +243,11 @@ def main(full: bool = False, layers=(1, 2, 3), budget_s: float | None = None, ou
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="run the full study (~20 min)")
-    ap.add_argument("--layers", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--layers", type=int, nargs="+", default=None, help="default: 1 2 (smoke) or 1 2 3 (--full)")
     ap.add_argument("--budget", type=float, default=None, help="training seconds per model")
     ap.add_argument("--datasets", nargs="+", default=["ethanol", "cu_clusters"])
     ap.add_argument("--out", default=None)
-    ap.add_argument("--basis", default="default", choices=["default", "small"], help="ml-ACE basis preset")
+    ap.add_argument("--basis", default=None, choices=["default", "small"], help="ml-ACE basis preset (default: small, or default with --full)")
     a = ap.parse_args()
-    main(full=a.full, layers=tuple(a.layers), budget_s=a.budget, out=a.out, datasets=tuple(a.datasets), basis=a.basis)
+    main(full=a.full, layers=a.layers, budget_s=a.budget, out=a.out, datasets=tuple(a.datasets), basis=a.basis)
     sys.exit(0)

@@ -41,7 +41,7 @@ from ase.build import bulk  # noqa: E402
 
 import jaxmlp  # noqa: E402
 from jaxmlp.models import mlace  # noqa: E402
-from jaxmlp.models.mlace import basis_sizes  # noqa: E402
+from jaxmlp.models.mlace import basis_sizes, max_degree  # noqa: E402
 
 # Timing script for ace-jax (run by a separate interpreter, e.g. a scratch venv
 # with ``pip install ace-jax``; ace-jax is not a jaxmlp dependency).  Same Cu
@@ -160,14 +160,6 @@ def reference(python: str, script: str, *args) -> dict:
     return {"error": (proc.stderr or proc.stdout)[-2000:]}
 
 
-def _max_neighbors(graph, cutoff):
-    """Largest number of neighbours inside ``cutoff``, rounded up to a multiple of 8."""
-    vec = np.asarray(jaxmlp.graph.ops.edge_vectors(graph))
-    inside = np.asarray(graph.edges["mask"]) & (np.linalg.norm(vec, axis=1) < cutoff)
-    deg = np.bincount(np.asarray(graph.receivers)[inside], minlength=1).max()
-    return int(8 * -(-deg // 8))
-
-
 def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat=5, out=None, reference_python=None):
     """Run the benchmark; return the results dict (also written as JSON).
 
@@ -193,7 +185,7 @@ def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat
 
     for name, elements, rc, g, n in systems:
         n_edges = int(np.sum(np.asarray(g.edges["mask"])))
-        k = _max_neighbors(g, rc)
+        k = max_degree(atoms_cu if "Cu" in name else frames_eth, rc)
         zs = mlace(elements, rc).elements
         variants = [(f"ml-ACE L={L}", L, mlace(elements, cutoff=rc, n_layers=L, max_neighbors=k, **BASIS)) for L in layers]
         variants.append(("ml-ACE L=1 edge-list path", 1, mlace(elements, cutoff=rc, n_layers=1, **BASIS)))

@@ -36,6 +36,7 @@ import optax
 
 import jaxmlp
 from jaxmlp.models import mlace
+from jaxmlp.models.mlace import max_degree
 
 ETHANOL = "datasets/ethanol_rmd17.extxyz"
 PAPER_ETHANOL = {1: (1.9, 9.8), 2: (1.0, 6.2), 3: (0.8, 5.4), 4: (0.7, 4.4)}
@@ -162,9 +163,9 @@ def evaluate(model, params, data, buckets, batch_size=16) -> dict:
 
 
 def _model(elements, cutoff, n_layers, basis, data):
-    """ml-ACE with the dense neighbour layout sized to the data (largest degree, rounded up to 8)."""
-    deg = max(int(np.bincount(jaxmlp.atoms_to_graph(a, cutoff).receivers, minlength=1).max()) for a, _, _ in data)
-    return mlace(elements, cutoff=cutoff, n_layers=n_layers, max_neighbors=8 * -(-deg // 8), **basis)
+    """ml-ACE with the dense neighbour layout sized to the data (:func:`max_degree`)."""
+    k = max_degree([a for a, _, _ in data], cutoff)
+    return mlace(elements, cutoff=cutoff, n_layers=n_layers, max_neighbors=k, **basis)
 
 
 def main(full: bool = False, layers=None, budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters"),

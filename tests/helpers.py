@@ -40,3 +40,19 @@ def central_difference_forces(energy_fn, positions: np.ndarray, h: float = 1e-4)
                 vals.append(energy_fn(p))
             out[a, k] = -(vals[0] - 8 * vals[1] + 8 * vals[2] - vals[3]) / (12 * h)
     return out
+
+
+def morse_frames(sizes) -> list:
+    """Random 3.6 Å periodic cells of ``sizes[s]`` atoms (seed ``s``), labelled by ASE's Morse potential.
+
+    Reference data for the training tests, which fit a jaxmlp Morse model to these labels.
+    """
+    from ase.calculators.morse import MorsePotential
+
+    frames = []
+    for s, n in enumerate(sizes):
+        a = random_cell_atoms(n, np.eye(3) * 3.6, seed=s, min_dist=1.05)
+        a.calc = MorsePotential(epsilon=1.0, rho0=1.6 * 1.3, r0=1.3, rcut1=0.7 * 3.5 / 1.3, rcut2=3.5 / 1.3)
+        a.get_forces()
+        frames.append(a)
+    return frames

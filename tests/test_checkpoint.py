@@ -4,23 +4,17 @@ import os
 
 import numpy as np
 import pytest
-from ase.calculators.morse import MorsePotential
 
 from jaxmlp.models import morse
 from jaxmlp.training import CheckpointManager, TrainConfig, train
 
-from helpers import random_cell_atoms
+from helpers import morse_frames
 
 data = pytest.importorskip("jaxmlp.data")
 
 
 def _sets():
-    frames = []
-    for s in range(10):
-        a = random_cell_atoms(5, np.eye(3) * 3.6, seed=s, min_dist=1.05)
-        a.calc = MorsePotential(epsilon=1.0, rho0=1.6 * 1.3, r0=1.3, rcut1=0.7 * 3.5 / 1.3, rcut2=3.5 / 1.3)
-        a.get_forces()
-        frames.append(a)
+    frames = morse_frames([5] * 10)
     ds = data.Dataset.from_atoms(frames)
     return ds[:7], ds[7:]
 

@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-from ase.calculators.morse import MorsePotential
 
 from jaxmlp.models import morse
 from jaxmlp.training import evaluate, force_angle_errors, learning_curve_plot, nve_energy_drift, parity_plot
 
-from helpers import random_cell_atoms
+from helpers import morse_frames
 
 data = pytest.importorskip("jaxmlp.data")
 
@@ -16,12 +15,7 @@ TRUE = morse(D=1.0, alpha=1.6, r0=1.3, cutoff=3.5)
 
 @pytest.fixture(scope="module")
 def dataset():
-    frames = []
-    for s in range(5):
-        a = random_cell_atoms(5, np.eye(3) * 3.6, seed=s, min_dist=1.05)
-        a.calc = MorsePotential(epsilon=1.0, rho0=1.6 * 1.3, r0=1.3, rcut1=0.7 * 3.5 / 1.3, rcut2=3.5 / 1.3)
-        a.get_forces()
-        frames.append(a)
+    frames = morse_frames([5] * 5)
     return data.Dataset.from_atoms(frames)
 
 

@@ -18,19 +18,13 @@ SCRIPT = textwrap.dedent(
     import jax
     jax.config.update("jax_enable_x64", True)
     sys.path.insert(0, {tests!r})
-    from ase.calculators.morse import MorsePotential
-    from helpers import random_cell_atoms
+    from helpers import morse_frames
     from jaxmlp.data import Dataset
     from jaxmlp.models import morse
     from jaxmlp.training import TrainConfig, train, device_batches, data_mesh
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    frames = []
-    for s in range(12):
-        a = random_cell_atoms(4 + s % 3, np.eye(3) * 3.6, seed=s, min_dist=1.05)
-        a.calc = MorsePotential(epsilon=1.0, rho0=1.6 * 1.3, r0=1.3, rcut1=0.7 * 3.5 / 1.3, rcut2=3.5 / 1.3)
-        a.get_forces()
-        frames.append(a)
+    frames = morse_frames([4 + s % 3 for s in range(12)])
     ds = Dataset.from_atoms(frames).with_weight([1.0 + (k % 4) for k in range(12)])
     tr, va = ds[:9], ds[9:]  # 9 = 2 full global batches of 4 + a last one of 1
     model = morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5)

@@ -8,6 +8,7 @@ from functools import partial
 
 import numpy as np
 
+from ..models.mlace import max_degree
 from .common import CLIError, load_structures, plot_xy, time_call, write_csv, write_json
 
 # Morse parameters for Cu (Girifalco & Weizer 1959) and a Cu-like LJ.
@@ -16,22 +17,6 @@ CU_LJ = dict(epsilon=0.409, sigma=2.338)
 
 
 # ---------------------------------------------------------------- models
-def max_degree(structures, cutoff: float) -> int:
-    """Largest neighbour count within ``cutoff`` over ``structures``, rounded up to a multiple of 8.
-
-    Used as ml-ACE's ``max_neighbors`` (the dense layout; any overflow falls
-    back to the edge-list path, so this only affects speed).
-    """
-    from jaxmlp.graph.neighbours import neighbour_list
-
-    deg = 1
-    for atoms in structures:
-        centres = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).centres
-        if len(centres):
-            deg = max(deg, int(np.bincount(centres).max()))
-    return 8 * -(-deg // 8)
-
-
 def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=None, basis: str = "default", structures=None):
     """A default model of ``kind`` for ``elements`` (atomic numbers) and ``cutoff`` Å.
 

@@ -62,7 +62,7 @@ from ..descriptors.ace import (
 from ..graph.ops import edge_vectors, safe_norm
 from .base import Model, element_symbol, per_element, register_model, species_table
 
-__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS", "PRESETS"]
+__all__ = ["mlace", "mlace_layers", "basis_sizes", "max_degree", "EMBEDDINGS", "PRESETS"]
 
 EMBEDDINGS = ("fs", "linear")
 
@@ -186,8 +186,9 @@ def mlace(
         raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
     if avg_num_neighbors is not None and not avg_num_neighbors > 0:
         raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
-    e0_map = per_element(e0, [element_symbol(z) for z in zs], "e0")
-    e0_init = [e0_map[element_symbol(z)] for z in zs]
+    symbols = [element_symbol(z) for z in zs]
+    e0_map = per_element(e0, symbols, "e0")
+    e0_init = [e0_map[sym] for sym in symbols]
     n_species = len(zs)
     n_embed = n_species if n_embed is None else int(n_embed)
     if n_embed < 1:
@@ -386,3 +387,25 @@ def basis_sizes(model: Model) -> list:
     if entry is None:
         raise TypeError(f"basis_sizes needs a model built by jaxmlp.models.mlace, got {model!r}")
     return [b.size for b in entry[1]]
+
+
+def max_degree(structures, cutoff: float) -> int:
+    """Largest neighbour count within ``cutoff`` over ``structures``, rounded up to a multiple of 8.
+
+    Use it as :func:`mlace`'s ``max_neighbors`` for those structures (the
+    dense layout; any overflow falls back to the edge-list path, so this
+    only affects speed).
+
+    Parameters
+    ----------
+    structures : iterable of ase.Atoms
+    cutoff : float, Å
+    """
+    from ..graph.neighbours import neighbour_list
+
+    deg = 1
+    for atoms in structures:
+        centres = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).centres
+        if len(centres):
+            deg = max(deg, int(np.bincount(centres).max()))
+    return 8 * -(-deg // 8)

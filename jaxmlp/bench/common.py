@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..io.strict_json import json_ready
+from ..utils import json_ready
 
 
 class CLIError(Exception):

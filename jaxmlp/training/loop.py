@@ -39,7 +39,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ..io.strict_json import json_ready
+from ..utils import json_ready
 from ..models.base import Model, check_elements
 from .checkpoint import CheckpointManager
 from .config import TrainConfig

@@ -41,7 +41,8 @@ from ase.build import bulk  # noqa: E402
 
 import jaxmlp  # noqa: E402
 from jaxmlp.models import mlace  # noqa: E402
-from jaxmlp.models.mlace import basis_sizes, max_degree  # noqa: E402
+from jaxmlp.graph import max_degree  # noqa: E402
+from jaxmlp.models.mlace import basis_sizes  # noqa: E402
 
 # Timing script for ace-jax (run by a separate interpreter, e.g. a scratch venv
 # with ``pip install ace-jax``; ace-jax is not a jaxmlp dependency).  Same Cu

@@ -41,7 +41,7 @@ def build_model(train_set, cutoff, n_radial=5, hidden=(12, 12)):
     try:
         from jaxmlp.descriptors import acsf
         from jaxmlp.models import hdnnp
-        from jaxmlp.models.hdnnp import fit_reference_energies
+        from jaxmlp.data import fit_reference_energies
     except ImportError as err:  # pragma: no cover - depends on the checkout
         from jaxmlp.models import morse
 

@@ -128,7 +128,8 @@ def test_help_on_every_subcommand(capsys):
 def test_max_degree_sizes_the_dense_layout():
     from ase.build import bulk, molecule
 
-    from jaxmlp.bench.studies import make_model, max_degree
+    from jaxmlp.bench.studies import make_model
+    from jaxmlp.graph import max_degree
 
     assert max_degree([molecule("CH3CH2OH")], 4.0) == 8  # 8 neighbours per atom, rounded up to 8
     cu = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(3)

@@ -10,7 +10,8 @@ from ase import Atoms
 
 import jaxmlp
 from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, compact_angular, compact_radial, radial_grid
-from jaxmlp.models import fit_reference_energies, hdnnp
+from jaxmlp.data import fit_reference_energies
+from jaxmlp.models import hdnnp
 
 from helpers import random_cell_atoms
 

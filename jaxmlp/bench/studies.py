@@ -8,7 +8,7 @@ from functools import partial
 
 import numpy as np
 
-from ..models.mlace import max_degree
+from ..graph import max_degree
 from .common import CLIError, load_structures, plot_xy, time_call, write_csv, write_json
 
 # Morse parameters for Cu (Girifalco & Weizer 1959) and a Cu-like LJ.
@@ -35,7 +35,7 @@ def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=No
         return models.morse(cutoff=cutoff, **CU_MORSE)
     if kind == "hdnnp":
         from jaxmlp.descriptors import acsf
-        from jaxmlp.models.hdnnp import fit_reference_energies
+        from jaxmlp.data import fit_reference_energies
 
         sfs = acsf.radial_grid(elements, cutoff, 8) + acsf.angular_set(elements, cutoff, etas=(0.0, 0.02), zetas=(1.0, 4.0))
         scaling, e0 = None, None
@@ -51,7 +51,7 @@ def make_model(kind: str, elements, cutoff: float, n_layers: int = 1, dataset=No
             raise CLIError(f"unknown ml-ACE basis {basis!r}; choose from {', '.join(PRESETS)}")
         e0 = None
         if dataset is not None:
-            from jaxmlp.models.hdnnp import fit_reference_energies
+            from jaxmlp.data import fit_reference_energies
 
             e0 = fit_reference_energies(dataset, elements)
         if structures is None and dataset is not None:

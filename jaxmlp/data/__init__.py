@@ -37,9 +37,11 @@ from .io import (
     write_xsf,
 )
 from .label import LabellingError, label, xtb_calculator
+from .reference import fit_reference_energies
 from .validate import validate
 
 __all__ = [
+    "fit_reference_energies",
     # io
     "SUPPORTED_FORMATS",
     "detect_format",

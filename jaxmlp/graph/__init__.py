@@ -1,11 +1,12 @@
 """Structures → graphs: neighbour lists, periodic offsets, triplets, padding."""
 
 from .build import atoms_to_graph, build_triplets
-from .neighbours import NeighbourList, neighbour_list
+from .neighbours import NeighbourList, max_degree, neighbour_list
 from .ops import edge_graph_index, edge_vectors, node_graph_index, safe_norm, sum_per_graph
 from .padding import Buckets, batch_graphs, suggest_buckets, unbatch_sizes
 
 __all__ = [
+    "max_degree",
     "atoms_to_graph",
     "build_triplets",
     "NeighbourList",

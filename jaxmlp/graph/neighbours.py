@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NeighbourList", "neighbour_list", "estimate_pairs"]
+__all__ = ["NeighbourList", "neighbour_list", "estimate_pairs", "max_degree"]
 
 # A neighbour list with more pairs than this is almost certainly a mistake
 # (e.g. a 100 Å cutoff in a 2 Å cell) and would exhaust memory.
@@ -167,3 +167,23 @@ def _complete_box(positions, cell, pbc, cutoff):
         box[k] = d * length
         periodic_rows.append(box[k])
     return box
+
+
+def max_degree(structures, cutoff: float) -> int:
+    """Largest neighbour count within ``cutoff`` over ``structures``, rounded up to a multiple of 8.
+
+    Use it as :func:`jaxmlp.models.mlace`'s ``max_neighbors`` for those structures (the
+    dense layout; any overflow falls back to the edge-list path, so this
+    only affects speed).
+
+    Parameters
+    ----------
+    structures : iterable of ase.Atoms
+    cutoff : float, Å
+    """
+    deg = 1
+    for atoms in structures:
+        centres = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).centres
+        if len(centres):
+            deg = max(deg, int(np.bincount(centres).max()))
+    return 8 * -(-deg // 8)

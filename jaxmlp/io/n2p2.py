@@ -33,7 +33,10 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..descriptors.acsf import sort_functions
 from ..descriptors.cutoffs import cutoff_type_id
-from ..models.hdnnp import N2P2_ACTIVATIONS, _TO_N2P2, hdnnp
+from ..models.hdnnp import N2P2_ACTIVATIONS, hdnnp
+
+# jaxmlp activation name -> n2p2 letter
+_TO_N2P2 = {v: k for k, v in N2P2_ACTIVATIONS.items()}
 
 __all__ = ["load_n2p2", "save_n2p2", "read_input_nn"]
 

@@ -2,7 +2,7 @@
 
 from .base import MODEL_REGISTRY, Model, build_model, check_elements, register_model, species_table
 from .pair import lennard_jones, morse
-from .hdnnp import fit_reference_energies, hdnnp
+from .hdnnp import hdnnp
 from .mlace import mlace
 
 __all__ = [
@@ -15,6 +15,5 @@ __all__ = [
     "lennard_jones",
     "morse",
     "hdnnp",
-    "fit_reference_energies",
     "mlace",
 ]

@@ -62,7 +62,7 @@ from ..descriptors.ace import (
 from ..graph.ops import edge_vectors, safe_norm
 from .base import Model, element_symbol, per_element, register_model, species_table
 
-__all__ = ["mlace", "mlace_layers", "basis_sizes", "max_degree", "EMBEDDINGS", "PRESETS"]
+__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS", "PRESETS"]
 
 EMBEDDINGS = ("fs", "linear")
 
@@ -153,7 +153,7 @@ def mlace(
     e0 : dict element → float, optional
         Initial per-element reference energies ``params["E0"]`` (eV per atom;
         trained with the rest), e.g. from
-        :func:`jaxmlp.models.hdnnp.fit_reference_energies`. Default 0.
+        :func:`jaxmlp.data.fit_reference_energies`. Default 0.
 
     Returns
     -------
@@ -387,25 +387,3 @@ def basis_sizes(model: Model) -> list:
     if entry is None:
         raise TypeError(f"basis_sizes needs a model built by jaxmlp.models.mlace, got {model!r}")
     return [b.size for b in entry[1]]
-
-
-def max_degree(structures, cutoff: float) -> int:
-    """Largest neighbour count within ``cutoff`` over ``structures``, rounded up to a multiple of 8.
-
-    Use it as :func:`mlace`'s ``max_neighbors`` for those structures (the
-    dense layout; any overflow falls back to the edge-list path, so this
-    only affects speed).
-
-    Parameters
-    ----------
-    structures : iterable of ase.Atoms
-    cutoff : float, Å
-    """
-    from ..graph.neighbours import neighbour_list
-
-    deg = 1
-    for atoms in structures:
-        centres = neighbour_list(atoms.positions, atoms.cell.array, atoms.pbc, cutoff).centres
-        if len(centres):
-            deg = max(deg, int(np.bincount(centres).max()))
-    return 8 * -(-deg // 8)

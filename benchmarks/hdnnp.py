@@ -123,7 +123,7 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, queue):
             "n_atoms": n,
             "n_edges": int(g.n_edge[0]),
             "n_triplets": int(len(g.globals["triplets"])),
-            "n_symmetry_functions": list(model.descriptor.n_functions),
+            "n_symmetry_functions": list(model.extras["descriptor"].n_functions),
             "graph_build_s": t_build,
             "compile_plus_first_call_s": compile_s,
             "energy_forces_s": t_ef,

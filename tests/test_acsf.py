@@ -265,5 +265,5 @@ def test_scaling_data_of_n2p2_example(shared_dir):
                for key in ("min", "max", "mean", "sigma")}
         got = float(scale_features(G, sp, tab, "sigma", 0.0, 1.0)[0, k])
         assert got == pytest.approx(0.0 + 1.0 * (0.37 - mean) / sigma, rel=1e-14)
-    assert model.descriptor.symbols == ("S", "Cu")
+    assert model.extras["descriptor"].symbols == ("S", "Cu")
     assert atomic_numbers["Cu"] in model.elements

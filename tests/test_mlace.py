@@ -239,9 +239,8 @@ def _reference_linear_ace(model, params, atoms):
     bias = np.asarray(layer["bias"])[:, 0]
     E0 = np.asarray(params["E0"])
     norm = float(params["norm"])
-    from jaxmlp.models.mlace import _LAYERS
 
-    basis = _LAYERS[model][1][0]
+    basis = model.extras["bases"][0]
     C, lb = basis.n_channels, basis.l_max_all
     labels = basis.labels()
     ii, jj, D = neighbor_list("ijD", atoms, rc)

@@ -32,7 +32,7 @@ def test_hdnnp_round_trip(tmp_path):
     fns = radial_grid(["H", "O"], 3.5, 2) + angular_set(["H", "O"], 3.5, etas=(0.0,), zetas=(1.0,), lambdas=(1.0,))
     atoms = random_cell_atoms(6, np.eye(3) * 5.0, seed=2, min_dist=1.2, symbols=["O", "H", "H"])
     g = jaxmlp.atoms_to_graph(atoms, 3.5, triplets=True)
-    stats = hdnnp(["H", "O"], fns).descriptor.statistics([g])
+    stats = hdnnp(["H", "O"], fns).extras["descriptor"].statistics([g])
     model = hdnnp(["H", "O"], fns, hidden=(4,), activation="softplus",
                   scaling={"mode": "sigma", "stats": stats}, e0={"H": -0.5, "O": -2.25})
     params = model.init(jax.random.PRNGKey(1), g)

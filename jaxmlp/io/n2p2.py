@@ -243,7 +243,7 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
 
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     networks = {}
-    for e, nf in zip(model.descriptor.symbols, model.descriptor.n_functions):
+    for e, nf in zip(model.extras["descriptor"].symbols, model.extras["descriptor"].n_functions):
         wpath = d / f"weights.{atomic_numbers[e]:03d}.data"
         if not wpath.is_file():
             raise FileNotFoundError(f"weights file for {e} not found: {wpath}")

@@ -18,6 +18,7 @@ Hessians themselves: :mod:`jaxmlp.observables` derives them for all models.
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Mapping
 from typing import Any, Callable
 
@@ -50,6 +51,11 @@ class Model:
     n_layers : int
         Number of message-passing layers (1 for strictly local models), so
         forces range over ``2 * n_layers * cutoff``.
+    extras : mapping str → object
+        Read-only model-specific metadata for tools (not part of the
+        ``init``/``apply`` protocol): ``"descriptor"`` (the
+        :class:`~jaxmlp.descriptors.acsf.ACSF` of an HDNNP), ``"layer_outputs"``
+        and ``"bases"`` (ml-ACE). Not serialised; rebuilt from ``config``.
     """
 
     name: str
@@ -60,6 +66,12 @@ class Model:
     needs_triplets: bool = False
     elements: tuple | None = None
     n_layers: int = 1
+    extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.extras, Mapping):
+            raise TypeError(f"Model.extras must be a mapping, got {type(self.extras).__name__}")
+        object.__setattr__(self, "extras", types.MappingProxyType(dict(self.extras)))
 
     @property
     def interaction_range(self) -> float:

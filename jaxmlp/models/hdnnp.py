@@ -264,6 +264,5 @@ def hdnnp(
         triplet_chunk=acsf.triplet_chunk,
     )
     model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
-                  elements=tuple(acsf.numbers), n_layers=1)
-    object.__setattr__(model, "descriptor", acsf)  # for tools (export, statistics); not part of the protocol
+                  elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf})
     return model

@@ -45,7 +45,6 @@ properties (1 for hidden layers, ``n_properties`` for the output layer).
 from __future__ import annotations
 
 import math
-import weakref
 
 import jax
 import jax.numpy as jnp
@@ -313,12 +312,8 @@ def mlace(
         e0=e0_map,
         max_neighbors=None if max_neighbors is None else int(max_neighbors),
     )
-    model = Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers))
-    _LAYERS[model] = (layer_outputs, bases)
-    return model
-
-
-_LAYERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+    return Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers),
+                 extras={"layer_outputs": layer_outputs, "bases": tuple(bases)})
 
 
 def _base_edges(Y, R, receivers, n_nodes):
@@ -375,15 +370,13 @@ def mlace_layers(model: Model, params, graph):
         ``φ^{(p,n)}`` of each layer; the indicator of layer n+1 is
         ``tanh(props[n][:, 0])``.
     """
-    entry = _LAYERS.get(model) if isinstance(model, Model) else None
-    if entry is None:
+    if not (isinstance(model, Model) and "layer_outputs" in model.extras):
         raise TypeError(f"mlace_layers needs a model built by jaxmlp.models.mlace, got {model!r}")
-    return entry[0](params, graph)
+    return model.extras["layer_outputs"](params, graph)
 
 
 def basis_sizes(model: Model) -> list:
     """Number of invariant basis functions of each layer of an ml-ACE model."""
-    entry = _LAYERS.get(model) if isinstance(model, Model) else None
-    if entry is None:
+    if not (isinstance(model, Model) and "bases" in model.extras):
         raise TypeError(f"basis_sizes needs a model built by jaxmlp.models.mlace, got {model!r}")
-    return [b.size for b in entry[1]]
+    return [b.size for b in model.extras["bases"]]

@@ -18,7 +18,7 @@ from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from . import observables
-from .graph.build import atoms_to_graph
+from .graph import atoms_to_graph, validate
 from .models.base import check_elements
 
 __all__ = ["Calculator"]
@@ -93,8 +93,6 @@ class Calculator(_ASECalculator):
             self._ref = (atoms.positions.copy(), atoms.cell.array.copy(), atoms.pbc.copy(), atoms.numbers.copy())
             self.n_graph_builds += 1
         else:
-            from jaxmlp.data.validate import validate
-
             validate(atoms)
         nodes = {**self._graph.nodes, "positions": np.asarray(atoms.positions, np.float64)}
         return self._graph._replace(nodes=nodes)

@@ -1,4 +1,4 @@
-"""Data: file IO, validation, datasets and batching, reference labelling, built-in datasets.
+"""Data: file IO, datasets and batching, reference labelling, built-in datasets.
 
 Units everywhere: Å, eV, eV/Å (forces), eV/Å³ (stress, Voigt xx yy zz yz xz
 xy, ASE sign). Reference labels travel on ``ase.Atoms`` in a
@@ -38,7 +38,6 @@ from .io import (
 )
 from .label import LabellingError, label, xtb_calculator
 from .reference import fit_reference_energies
-from .validate import validate
 
 __all__ = [
     "fit_reference_energies",
@@ -53,7 +52,6 @@ __all__ = [
     "write_xsf",
     "read_n2p2",
     "write_n2p2",
-    "validate",
     # datasets
     "Dataset",
     "Batch",

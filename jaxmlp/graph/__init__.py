@@ -1,9 +1,10 @@
-"""Structures → graphs: neighbour lists, periodic offsets, triplets, padding."""
+"""Structures → graphs: validation, neighbour lists, periodic offsets, triplets, padding."""
 
 from .build import atoms_to_graph, build_triplets
 from .neighbours import NeighbourList, max_degree, neighbour_list
 from .ops import edge_graph_index, edge_vectors, node_graph_index, safe_norm, sum_per_graph
 from .padding import Buckets, batch_graphs, suggest_buckets, unbatch_sizes
+from .validation import validate
 
 __all__ = [
     "max_degree",
@@ -20,4 +21,5 @@ __all__ = [
     "batch_graphs",
     "suggest_buckets",
     "unbatch_sizes",
+    "validate",
 ]

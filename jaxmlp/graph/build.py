@@ -27,6 +27,7 @@ import numpy as np
 import jraph
 
 from .neighbours import neighbour_list
+from .validation import validate as check_structure
 
 __all__ = ["atoms_to_graph", "build_triplets"]
 
@@ -94,7 +95,7 @@ def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool 
         Also build the list of edge pairs sharing a centre (needed by angular
         descriptors such as ACSF types 3, 9, 22).
     validate : bool
-        Check the structure first (:func:`jaxmlp.data.validate`): empty
+        Check the structure first (:func:`jaxmlp.graph.validate`): empty
         structures, NaN/inf positions, atoms closer than 0.1 Å, zero-volume
         periodic cells, unknown elements raise ``ValueError``.
 
@@ -109,9 +110,7 @@ def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool 
     if not isinstance(atoms, Atoms):
         raise TypeError(f"atoms_to_graph expects an ase.Atoms, got {type(atoms).__name__}")
     if validate:
-        from jaxmlp.data.validate import validate as _validate
-
-        _validate(atoms)
+        check_structure(atoms)
     positions = np.asarray(atoms.get_positions(), np.float64)
     pbc = np.asarray(atoms.get_pbc(), bool)
     cell = np.asarray(atoms.get_cell().array, np.float64)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
+from .neighbours import neighbour_list
+
 __all__ = ["validate"]
 
 #: Largest atomic number accepted (oganesson).
@@ -106,8 +108,6 @@ def validate(atoms: Atoms, min_distance: float = 0.1, name: str | None = None) -
             )
 
     if min_distance > 0 and (n > 1 or pbc.any()):
-        from jaxmlp.graph.neighbours import neighbour_list
-
         nl = neighbour_list(positions, np.where(pbc[:, None], cell, 0.0), pbc, float(min_distance))
         if len(nl.centres):
             d = np.linalg.norm(positions[nl.neighbours] - positions[nl.centres] + nl.offsets @ cell, axis=1)

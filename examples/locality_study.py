@@ -91,13 +91,13 @@ def xtb():
 
 def study_system(name, sigmas, refs, delta, progress):
     import jaxmlp
-    from jaxmlp.fragments import detect_bonds
+    from jaxmlp.analysis.fragments import detect_bonds
 
     atoms0 = load_system(name)
     bonds0 = detect_bonds(atoms0)
     bond_pairs = np.stack([bonds0.i, bonds0.j], 1)
     bond_pairs = bond_pairs[bond_pairs[:, 0] < bond_pairs[:, 1]]
-    groups = jaxmlp.fragments.detect_groups(atoms0, bonds0)
+    groups = jaxmlp.analysis.fragments.detect_groups(atoms0, bonds0)
     centres = reference_carbons(atoms0)
     out = {"n_atoms": len(atoms0), "formula": atoms0.get_chemical_formula(), "reference_atoms": {k: centres[k] for k in refs}, "sigma": {}}
     d0 = np.linalg.norm(atoms0.positions[:, None] - atoms0.positions[None], axis=-1)
@@ -107,8 +107,8 @@ def study_system(name, sigmas, refs, delta, progress):
         t0 = time.perf_counter()
         H = jaxmlp.fd_hessian(atoms, calc, delta=delta, progress=progress)
         t_h = time.perf_counter() - t0
-        norms = jaxmlp.locality.block_norms(H)
-        dist = jaxmlp.locality.distance_matrix(atoms)
+        norms = jaxmlp.analysis.locality.block_norms(H)
+        dist = jaxmlp.analysis.locality.distance_matrix(atoms)
         entry = {"hessian_seconds": t_h, "force_calls": 6 * len(atoms), "references": {}}
         for ref in refs:
             A = centres[ref]
@@ -116,7 +116,7 @@ def study_system(name, sigmas, refs, delta, progress):
             dh = d0[A][(atoms0.numbers > 1) & (d0[A] > 0)]
             radii = sigma * (np.unique(np.round(dh, 3)) + 0.01)
             t0 = time.perf_counter()
-            series = jaxmlp.fragments.fragment_series(
+            series = jaxmlp.analysis.fragments.fragment_series(
                 atoms, calc, A, radii=radii, hessian=H, delta=delta, bonds=bond_pairs, groups=groups, keep_whole=False
             )
             others = np.arange(len(atoms)) != A
@@ -149,8 +149,8 @@ def gammas(result, tol):
                 rows_all += rows
                 if s == smin:
                     rows_min = rows
-            g_min = jaxmlp.locality.gamma([r["delta_f_norm"] for r in rows_min], [r["Gprime_norm"] for r in rows_min], tol)
-            g_all = jaxmlp.locality.gamma([r["delta_f_norm"] for r in rows_all], [r["Gprime_norm"] for r in rows_all], tol)
+            g_min = jaxmlp.analysis.locality.gamma([r["delta_f_norm"] for r in rows_min], [r["Gprime_norm"] for r in rows_min], tol)
+            g_all = jaxmlp.analysis.locality.gamma([r["delta_f_norm"] for r in rows_all], [r["Gprime_norm"] for r in rows_all], tol)
             table[f"{name}/{ref}"] = {"sigma_min": float(smin), "gamma_sigma_min": g_min, "gamma_all_sigma": g_all}
     return table
 
@@ -176,7 +176,7 @@ def model_range(progress):
     for key, (model, params) in models.items():
         g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
         params = model.init(jax.random.PRNGKey(0), g) if params is None else params
-        r = jaxmlp.locality.force_range(model, params, atoms)
+        r = jaxmlp.analysis.locality.force_range(model, params, atoms)
         sp = jaxmlp.sparse_hessian(model, params, g)
         dense = np.asarray(jaxmlp.hessian(model, params, g))
         out[key] = {**r._asdict(), "sparse_vs_dense_max_abs": float(np.abs(sp.to_dense() - dense).max())}

@@ -29,7 +29,7 @@ def main(n_carbon: int = 12, out: str = "tutorial_locality.png") -> dict:
     H = np.asarray(jaxmlp.hessian(model, params, graph))
 
     # 4. locality: ||h_AB|| vs distance, zero beyond 2·R_c for a local model
-    norms = np.asarray(jaxmlp.locality.block_norms(H))
+    norms = np.asarray(jaxmlp.analysis.locality.block_norms(H))
     dist = atoms.get_all_distances()
     off = ~np.eye(len(atoms), dtype=bool)
     beyond = off & (dist > model.interaction_range)

@@ -9,7 +9,7 @@ from . import data, graph, models, observables
 from .calculator import Calculator
 from .graph import Buckets, atoms_to_graph, batch_graphs, suggest_buckets
 from .hessians import SparseHessian, fd_hessian, hessian_pairs, sparse_hessian
-from . import analysis, fragments, locality
+from . import analysis
 from .observables import (
     energy,
     energy_and_forces,
@@ -51,8 +51,6 @@ __all__ = [
     "hessian_pairs",
     "fd_hessian",
     "analysis",
-    "locality",
-    "fragments",
     "descriptors",
     "io",
     "save",

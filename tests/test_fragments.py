@@ -6,7 +6,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 import jaxmlp
-from jaxmlp.fragments import cut, detect_groups, fragment_series
+from jaxmlp.analysis.fragments import cut, detect_groups, fragment_series
 
 
 def _biphenyl():
@@ -135,7 +135,7 @@ def test_fragment_series_with_jaxmlp_model():
     small = series.rows[-1]
     # only the cap (H on the cut bond, 1.05 Å from atom 1) is within R_c of atom 0: G = 0 but G′ = −h_Ab ≠ 0
     assert small["delta_f_norm"] > 1e-3 and small["G_norm"] < 1e-12 and small["Gprime_norm"] > 1e-3
-    gam = jaxmlp.locality.gamma([r["delta_f_norm"] for r in series.rows], [r["Gprime_norm"] for r in series.rows], 1e-3)
+    gam = jaxmlp.analysis.locality.gamma([r["delta_f_norm"] for r in series.rows], [r["Gprime_norm"] for r in series.rows], 1e-3)
     assert 0 < gam < small["Gprime_norm"]
     with pytest.raises(ValueError, match="finite"):
         fragment_series(bulk("Cu"), calc, 0)

@@ -7,7 +7,7 @@ from ase import Atoms
 from ase.build import bulk
 
 import jaxmlp
-from jaxmlp.locality import block_norms, decay, force_range, gamma, group_matrix
+from jaxmlp.analysis.locality import block_norms, decay, force_range, gamma, group_matrix
 
 
 def _co2(d=0.0):
@@ -100,7 +100,7 @@ def test_hdnnp_blocks_vanish_beyond_two_cutoffs():
     params = model.init(jax.random.PRNGKey(0), g)
     H = np.asarray(jaxmlp.hessian(model, params, g))
     norms = block_norms(H)
-    dist = jaxmlp.locality.distance_matrix(atoms)
+    dist = jaxmlp.analysis.locality.distance_matrix(atoms)
     assert np.any(dist > 2 * rc)
     assert norms[dist > 2 * rc].max() == 0.0
     assert norms[(dist > 0) & (dist < rc)].min() > 0.0
@@ -122,3 +122,17 @@ def test_gamma_interpolates_first_violation():
         gamma([0.1], [0.1, 0.2])
     with pytest.raises(ValueError, match="method"):
         gamma([0.1], [0.1], method="spline")
+
+
+@pytest.mark.parametrize("alias", ["locality", "fragments"])
+def test_one_import_path_no_alias_modules(alias):
+    """The analysis functions live only in ``jaxmlp.analysis.<module>``."""
+    import importlib
+
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"jaxmlp.{alias}")
+    assert not hasattr(jaxmlp, alias)
+    assert getattr(jaxmlp.analysis, alias).__name__ == f"jaxmlp.analysis.{alias}"
+    # the package does not re-export the functions under a second name
+    assert set(jaxmlp.analysis.__all__) == {"locality", "fragments"}
+    assert not hasattr(jaxmlp.analysis, "gamma") and not hasattr(jaxmlp.analysis, "cut")

@@ -37,7 +37,7 @@ def test_sparse_equals_dense_lj(case, method):
     assert S.method == method and S.blocks.shape == (S.n_pairs, 3, 3) and S.pairs.shape == (S.n_pairs, 2)
     assert np.abs(S.to_dense() - H).max() < 1e-10 * max(1.0, np.abs(H).max())
     # every pair with a non-zero dense block is in the pair list
-    nz = np.argwhere(jaxmlp.locality.block_norms(H) > 0)
+    nz = np.argwhere(jaxmlp.analysis.locality.block_norms(H) > 0)
     keys = set(map(tuple, S.pairs.tolist()))
     assert all(tuple(p) in keys for p in nz.tolist())
     # scipy export agrees

@@ -270,7 +270,7 @@ def group_matrix(H, A: int, group: Sequence[int], saturating=()) -> np.ndarray:
         Either indices ``b`` into ``H`` (when ``H`` contains the saturating
         atoms), or the blocks ``h_Ab`` themselves ``[k, 3, 3]``, e.g. taken
         from the Hessian of the fragment, where the capping hydrogens exist
-        (that is what :func:`jaxmlp.fragments.fragment_series` passes).
+        (that is what :func:`jaxmlp.analysis.fragments.fragment_series` passes).
 
     Returns
     -------

@@ -10,7 +10,8 @@ Quick start::
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .losses import energy_loss, force_loss, loss, loss_sums, penalty, stress_loss
-from .loop import data_mesh, device_batches, make_eval_step, make_optimiser, make_train_step, train
+from .loop import (data_mesh, device_batches, learning_rate_schedule, make_eval_step, make_optimiser, make_train_step,
+                   run_fingerprint, train)
 from .metrics import evaluate, learning_curve_plot, nve_energy_drift, parity_plot, force_angle_errors
 from .taylor import taylor_augment, taylor_displacements, taylor_energy
 
@@ -18,6 +19,8 @@ __all__ = [
     "TrainConfig",
     "train",
     "make_optimiser",
+    "learning_rate_schedule",
+    "run_fingerprint",
     "make_train_step",
     "make_eval_step",
     "device_batches",

@@ -6,7 +6,8 @@ history and metadata.  Orbax writes every checkpoint into a temporary
 directory and renames it when complete, so an interrupted write never leaves
 a checkpoint that looks valid.  Restoring needs a *target* pytree of the same
 structure (the freshly initialised state), so optax states (NamedTuples)
-come back with their types.
+come back with their types.  Orbax owns the directory layout and its atomic
+rename; this module writes no side files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from ..utils import json_ready
 
 __all__ = ["CheckpointManager"]
 
@@ -60,10 +63,28 @@ class CheckpointManager:
         state = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), state)
         self._mgr.save(
             int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(json_ready(meta))),
             force=True,
         )
         self._mgr.wait_until_finished()
+
+    def _step(self, step):
+        step = self.latest_step if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        return int(step)
+
+    def restore_meta(self, step: int | None = None) -> dict:
+        """Only the JSON item of ``step`` (default newest), without touching the arrays.
+
+        Raises
+        ------
+        FileNotFoundError
+            If there is no checkpoint.
+        """
+        step = self._step(step)
+        out = self._mgr.restore(step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))
+        return out["meta"]
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict]:
         """Load ``(state, meta)`` of ``step`` (default newest) into the structure of ``target``.
@@ -72,18 +93,56 @@ class CheckpointManager:
         ------
         FileNotFoundError
             If there is no checkpoint.
+        ValueError
+            If the stored state does not have the tree structure, leaf
+            shapes and dtypes of ``target`` (e.g. a checkpoint of another
+            model or optimiser); the message names the first mismatching
+            entries.
         """
-        step = self.latest_step if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        step = self._step(step)
         ocp = self._ocp
         abstract = jax.tree.map(lambda x: np.asarray(jax.device_get(x)), target)
-        out = self._mgr.restore(
-            int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
-        )
-        return out["state"], out["meta"]
+        where = f"{self.directory} (step {step})"
+        try:
+            out = self._mgr.restore(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(
+                f"checkpoint {where} does not fit the current parameter/optimiser state "
+                f"(another model, model size or optimiser?): {first[:500]}"
+            ) from exc
+        state = out["state"]
+        problems = _tree_mismatches(abstract, state)
+        if problems:
+            raise ValueError(
+                f"checkpoint {where} does not fit the current parameter/optimiser state "
+                f"(another model, model size or optimiser?): " + "; ".join(problems[:5])
+            )
+        return state, out["meta"]
 
     def close(self) -> None:
         """Release orbax resources."""
         self._mgr.close()
+
+
+def _tree_mismatches(expected: Any, got: Any) -> list[str]:
+    """Human-readable differences in structure, shapes and dtypes between two pytrees."""
+    exp_leaves, exp_def = jax.tree_util.tree_flatten_with_path(expected)
+    got_leaves, got_def = jax.tree_util.tree_flatten_with_path(got)
+    exp = {jax.tree_util.keystr(k): v for k, v in exp_leaves}
+    have = {jax.tree_util.keystr(k): v for k, v in got_leaves}
+    out = [f"{k} missing in the checkpoint" for k in exp if k not in have]
+    out += [f"{k} only in the checkpoint" for k in have if k not in exp]
+    for k in exp:
+        if k in have:
+            a, b = np.asarray(exp[k]), np.asarray(have[k])
+            if a.shape != b.shape:
+                out.append(f"{k} has shape {b.shape} in the checkpoint, {a.shape} now")
+            elif a.dtype != b.dtype:
+                out.append(f"{k} has dtype {b.dtype} in the checkpoint, {a.dtype} now")
+    if not out and exp_def != got_def:
+        out.append(f"tree structure differs: {got_def} in the checkpoint, {exp_def} now")
+    return out

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
 from typing import Any
+
+import numpy as np
 
 __all__ = ["TrainConfig", "LOSSES", "OPTIMISERS", "SCHEDULES", "LOSS_VARIANTS"]
 
@@ -13,6 +17,14 @@ OPTIMISERS = ("adam", "lbfgs")
 SCHEDULES = ("constant", "cosine", "exponential")
 LOSS_VARIANTS = ("mse", "mae", "huber")
 STRATEGIES = ("A", "B")
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,9 +52,6 @@ class TrainConfig:
     a : int
         Taylor structures generated per reference structure.
     strategy : {"A", "B"}
-    taylor_order : int
-        1 (the paper) — 2 needs reference Hessians and is only available
-        through :func:`jaxmlp.training.taylor_displacements`.
     optimiser : {"adam", "lbfgs"}
         ``"lbfgs"`` is ``optax.lbfgs`` with its zoom line search evaluated on
         the current batch (use ``batch_size >= len(train_set)`` for a true
@@ -51,10 +60,15 @@ class TrainConfig:
         Peak Adam learning rate (ignored by L-BFGS, which line-searches).
     schedule : {"constant", "cosine", "exponential"}
     decay_rate : float
-        Exponential schedule: factor per epoch.  Cosine: final fraction of
-        the peak rate.
+        Exponential schedule: factor per epoch, ``lr·decay_rate^(t/S)`` at
+        step ``t`` with ``S`` steps per epoch.  Cosine: final fraction of the
+        peak rate, ``lr·(d + (1−d)·(1 + cos(π·t/T))/2)`` over the ``T`` steps
+        after warm-up.
     warmup_epochs : int
-        Linear warm-up before the schedule (Adam only).
+        Linear warm-up before the schedule (Adam only): with ``W`` warm-up
+        steps, step ``t < W`` (0-based) uses ``lr·(t+1)/W`` and step ``t ≥ W``
+        the schedule at ``t − W`` (see
+        :func:`jaxmlp.training.learning_rate_schedule`).
     grad_clip : float or None
         Global-norm gradient clipping (Adam only).
     epochs : int
@@ -71,18 +85,43 @@ class TrainConfig:
     patience : int or None
         Early stopping after this many epochs without validation improvement.
     checkpoint_dir : str or None
-        Orbax checkpoints (atomic); an existing checkpoint there is resumed.
+        Orbax checkpoints (atomic); an existing checkpoint there is resumed
+        (see ``resume``).
     checkpoint_every : int
         Epochs between checkpoints.
     keep_checkpoints : int
+    resume : True or "force"
+        ``True``: an existing checkpoint is resumed only if it was written
+        for the same run — same model name and config, the same training
+        settings that shape the trajectory (loss and its parameters,
+        optimiser, learning-rate schedule, batch size, shuffling, seed,
+        Taylor settings for ``loss="taylor"``, ``epochs`` for the cosine
+        schedule) and the same training and validation data (a SHA-256 of
+        numbers, positions, cells, pbc, energies, forces, stresses and
+        weights); otherwise :func:`~jaxmlp.training.train` raises a
+        ``ValueError`` listing what differs.  Settings that do not change the
+        trajectory (``epochs`` of a non-cosine schedule, ``patience``,
+        ``time_limit``, checkpointing, logging, ``buckets``) may change.
+        ``"force"``: resume whatever differs (the parameter and optimiser
+        trees must still fit the model).
     time_limit : float or None
         Stop after the first epoch at which the cumulative training time
         (seconds, steps only) reaches this budget — for equal-wall-time
-        comparisons.
+        comparisons.  The last history record then has ``"stop":
+        "time_limit"`` (``"patience"`` for early stopping).
     progress : bool
         tqdm progress bar over epochs.
     log_file : str or None
-        Per-epoch history, written as CSV (``.csv``) or JSON (otherwise).
+        Per-epoch history, written atomically after every epoch as CSV
+        (``.csv``) or JSON (otherwise).
+
+    Raises
+    ------
+    TypeError
+        A field of the wrong type (``bool`` is not an integer or a number,
+        strings are not booleans); the message names the field.
+    ValueError
+        A value out of range or an unknown choice; the message names the field.
     """
 
     loss: str = "forces"
@@ -93,7 +132,6 @@ class TrainConfig:
     delta: float = 0.01
     a: int = 8
     strategy: str = "B"
-    taylor_order: int = 1
     optimiser: str = "adam"
     learning_rate: float = 1e-3
     schedule: str = "cosine"
@@ -109,6 +147,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
+    resume: Any = True
     time_limit: float | None = None
     progress: bool = False
     log_file: str | None = None
@@ -117,41 +156,78 @@ class TrainConfig:
         def bad(msg):
             raise ValueError(f"TrainConfig: {msg}")
 
-        if self.loss not in LOSSES:
-            bad(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        if self.optimiser not in OPTIMISERS:
-            bad(f"unknown optimiser {self.optimiser!r}; choose one of {OPTIMISERS}")
-        if self.schedule not in SCHEDULES:
-            bad(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
-        if self.variant not in LOSS_VARIANTS:
-            bad(f"unknown loss variant {self.variant!r}; choose one of {LOSS_VARIANTS}")
-        if self.strategy not in STRATEGIES:
-            bad(f"unknown Taylor strategy {self.strategy!r}; choose 'A' or 'B'")
-        for name in ("kappa",):
+        def wrong_type(name, what):
             v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
-                bad(f"{name} must lie in [0, 1], got {v!r}")
+            raise TypeError(f"TrainConfig: {name} must be {what}, got {type(v).__name__} {v!r}")
+
+        def set_(name, value):  # normalise to plain Python types (frozen dataclass)
+            object.__setattr__(self, name, value)
+
+        for name, choices in (("loss", LOSSES), ("optimiser", OPTIMISERS), ("schedule", SCHEDULES),
+                              ("variant", LOSS_VARIANTS), ("strategy", STRATEGIES)):
+            v = getattr(self, name)
+            if not isinstance(v, str):
+                wrong_type(name, f"a string, one of {choices}")
+            if v not in choices:
+                bad(f"unknown {name} {v!r}; choose one of {choices}")
+        for name, optional in (("kappa", False), ("huber_delta", False), ("stress_weight", False), ("delta", False),
+                               ("learning_rate", False), ("decay_rate", False), ("grad_clip", True),
+                               ("time_limit", True)):
+            v = getattr(self, name)
+            if v is None and optional:
+                continue
+            if not _is_real(v):
+                wrong_type(name, "a real number" + (" or None" if optional else ""))
+            set_(name, float(v))
+            if not math.isfinite(float(v)):
+                bad(f"{name} must be finite, got {v!r}")
+        for name, lo, optional in (("epochs", 1, False), ("batch_size", 1, False), ("a", 1, False),
+                                   ("checkpoint_every", 1, False), ("keep_checkpoints", 1, False),
+                                   ("warmup_epochs", 0, False), ("seed", 0, False), ("patience", 1, True)):
+            v = getattr(self, name)
+            if v is None and optional:
+                continue
+            if not _is_int(v):
+                wrong_type(name, "an integer" + (" or None" if optional else ""))
+            set_(name, int(v))
+            if int(v) < lo:
+                bad(f"{name} must be {'a positive' if lo == 1 else 'a non-negative'} integer, got {v!r}")
+        if self.seed >= 2**63:
+            bad(f"seed must be below 2**63, got {self.seed}")
+        for name in ("shuffle", "progress"):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):
+                wrong_type(name, "True or False")
+            set_(name, bool(v))
+        for name in ("checkpoint_dir", "log_file"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if not isinstance(v, (str, os.PathLike)):
+                wrong_type(name, "a path (str or os.PathLike) or None")
+            set_(name, os.fspath(v))
+            if not getattr(self, name):
+                bad(f"{name} must not be empty (use None for none)")
+        if self.resume is not True and self.resume != "force":
+            if not isinstance(self.resume, str):
+                wrong_type("resume", "True or 'force'")
+            bad(f"resume must be True or 'force', got {self.resume!r}")
+        if self.buckets is not None:
+            from ..graph.padding import Buckets
+
+            if not isinstance(self.buckets, Buckets):
+                wrong_type("buckets", "a jaxmlp.Buckets or None")
+        if not 0.0 <= self.kappa <= 1.0:
+            bad(f"kappa must lie in [0, 1], got {self.kappa!r}")
         for name in ("learning_rate", "delta", "huber_delta", "decay_rate"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                bad(f"{name} must be a positive finite number, got {v!r}")
-        if not (isinstance(self.stress_weight, (int, float)) and self.stress_weight >= 0):
+            if not getattr(self, name) > 0:
+                bad(f"{name} must be a positive finite number, got {getattr(self, name)!r}")
+        if self.stress_weight < 0:
             bad(f"stress_weight must be >= 0, got {self.stress_weight!r}")
-        for name in ("epochs", "batch_size", "a", "checkpoint_every", "keep_checkpoints"):
-            v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-                bad(f"{name} must be a positive integer, got {v!r}")
-        if not (isinstance(self.warmup_epochs, int) and self.warmup_epochs >= 0):
-            bad(f"warmup_epochs must be a non-negative integer, got {self.warmup_epochs!r}")
-        if self.patience is not None and not (isinstance(self.patience, int) and self.patience >= 1):
-            bad(f"patience must be None or a positive integer, got {self.patience!r}")
-        if self.time_limit is not None and not (self.time_limit > 0):
+        if self.time_limit is not None and not self.time_limit > 0:
             bad(f"time_limit must be None or positive seconds, got {self.time_limit!r}")
-        if self.grad_clip is not None and not (self.grad_clip > 0):
+        if self.grad_clip is not None and not self.grad_clip > 0:
             bad(f"grad_clip must be None or positive, got {self.grad_clip!r}")
-        if self.taylor_order not in (1,):
-            bad("taylor_order must be 1 in training (second order needs reference Hessians: "
-                "use taylor_displacements(..., hessian=H) and train with loss='energy')")
 
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated again)."""

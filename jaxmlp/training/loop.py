@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import json
 import math
 import os
@@ -39,13 +40,13 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from ..utils import json_ready
+from ..utils import atomic_write, json_ready, write_json
 from ..models.base import Model, check_elements
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .losses import loss_sums
 
-__all__ = ["train", "make_optimiser", "make_train_step", "make_eval_step", "device_batches", "data_mesh"]
+__all__ = ["train", "make_optimiser", "learning_rate_schedule", "run_fingerprint", "make_train_step", "make_eval_step", "device_batches", "data_mesh"]
 
 
 # ----------------------------------------------------------------- plumbing
@@ -108,29 +109,54 @@ def _put(tree, sharding, n_local: int, process: int):
     return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x[lo:hi]), tree)
 
 
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[Any], jax.Array]:
+    """Adam's learning rate as a function of the 0-based step ``t``.
+
+    With peak rate ``lr``, ``S = steps_per_epoch``, ``W = warmup_epochs·S``
+    warm-up steps and ``T = max(epochs·S − W, 1)`` steps after them:
+
+    * warm-up, ``t < W``: ``lr·(t + 1)/W`` (the first step already moves;
+      step ``W − 1`` uses the full ``lr``);
+    * then, with ``u = t − W``: constant ``lr``; cosine
+      ``lr·(d + (1 − d)·(1 + cos(π·min(u, T)/T))/2)`` with ``d =
+      decay_rate``; exponential ``lr·decay_rate^(u/S)``.
+    """
+    if not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
+    lr, d = config.learning_rate, config.decay_rate
+    warm = config.warmup_epochs * steps_per_epoch
+    total = max(config.epochs * steps_per_epoch - warm, 1)
+    kind = config.schedule
+
+    def schedule(step):
+        t = jnp.asarray(step, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+        u = jnp.maximum(t - warm, 0.0)
+        if kind == "constant":
+            after = lr * jnp.ones_like(u)
+        elif kind == "cosine":
+            after = lr * (d + (1.0 - d) * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.minimum(u, total) / total)))
+        else:
+            after = lr * d ** (u / steps_per_epoch)
+        if warm == 0:
+            return after
+        return jnp.where(t < warm, lr * (t + 1.0) / warm, after)
+
+    return schedule
+
+
 def make_optimiser(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     """The optax transformation described by ``config``.
 
-    Adam uses the schedule (constant, cosine decay to ``decay_rate·lr`` over
-    all steps, or exponential decay by ``decay_rate`` per epoch) after an
-    optional linear warm-up, and optional global-norm clipping.  L-BFGS is
-    ``optax.lbfgs()`` (zoom line search, memory 10).
+    Adam (``optax.adam``, default moments) with the learning rate of
+    :func:`learning_rate_schedule`, after optional global-norm clipping of
+    the gradient to ``grad_clip`` (the gradient Adam sees has norm at most
+    ``grad_clip``).  L-BFGS is ``optax.lbfgs()`` (zoom line search,
+    memory 10).
     """
     if config.optimiser == "lbfgs":
         return optax.lbfgs()
-    total = max(config.epochs * steps_per_epoch, 1)
-    warm = config.warmup_epochs * steps_per_epoch
-    lr = config.learning_rate
-    if config.schedule == "constant":
-        sched = optax.constant_schedule(lr)
-    elif config.schedule == "cosine":
-        sched = optax.cosine_decay_schedule(lr, decay_steps=max(total - warm, 1), alpha=config.decay_rate)
-    else:
-        sched = optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=config.decay_rate)
-    if warm > 0:
-        sched = optax.join_schedules([optax.linear_schedule(0.0, lr, warm), sched], [warm])
-    parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip else []
-    return optax.chain(*parts, optax.adam(sched))
+    parts = [optax.clip_by_global_norm(config.grad_clip)] if config.grad_clip is not None else []
+    return optax.chain(*parts, optax.adam(learning_rate_schedule(config, steps_per_epoch)))
 
 
 def _loss_kwargs(config: TrainConfig) -> dict:
@@ -240,16 +266,17 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 def _write_log(path: str, history: list[dict]) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as fh:
-        if path.endswith(".csv"):
-            keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
-            w = csv.DictWriter(fh, fieldnames=keys)
+    if path.endswith(".csv"):
+        keys = sorted({k for row in history for k in row}, key=lambda k: (k != "epoch", k))
+
+        def write(fh):
+            w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
             w.writeheader()
             w.writerows(history)
-        else:
-            json.dump(json_ready(history), fh, indent=1, allow_nan=False)  # NaN losses → null
-    os.replace(tmp, path)
+
+        atomic_write(path, write)
+    else:
+        write_json(path, history, indent=1, make_parents=False)  # NaN losses → null
 
 
 def _finish(sums: dict) -> dict:
@@ -267,6 +294,89 @@ def _finish(sums: dict) -> dict:
 def _accumulate(total: dict, aux: dict) -> None:
     for k, v in jax.device_get(aux).items():
         total[k] = total.get(k, 0.0) + np.asarray(v, np.float64)
+
+
+# ----------------------------------------------------------------- resume
+
+
+# TrainConfig fields that shape the optimisation trajectory (the others may change on resume)
+_RUN_FIELDS = ("loss", "kappa", "variant", "huber_delta", "stress_weight", "optimiser", "batch_size", "shuffle", "seed")
+_ADAM_FIELDS = ("learning_rate", "schedule", "decay_rate", "warmup_epochs", "grad_clip")
+_TAYLOR_FIELDS = ("delta", "a", "strategy")
+
+
+def _dataset_digest(ds) -> str | None:
+    """SHA-256 of a dataset's structures, labels and weights (None for no dataset)."""
+    if ds is None:
+        return None
+    h = hashlib.sha256()
+
+    def add(arr, dtype):
+        a = np.ascontiguousarray(np.asarray(arr, dtype))
+        h.update(f"{a.dtype.str}{a.shape};".encode())
+        h.update(a.tobytes())
+
+    add([len(ds)], np.int64)
+    for atoms, f in zip(ds.structures, ds.forces):
+        add(atoms.numbers, np.int64)
+        add(atoms.positions, np.float64)
+        add(atoms.cell.array, np.float64)
+        add(atoms.pbc, np.bool_)
+        add(f, np.float64)
+    add(ds.energy, np.float64)
+    add(ds.weight, np.float64)
+    add(ds.stress_mask, np.bool_)
+    add(np.zeros((0, 6)) if ds.stress is None else ds.stress, np.float64)
+    return h.hexdigest()
+
+
+def run_fingerprint(model: Model, train_set, valid_set, config: TrainConfig) -> dict:
+    """What a checkpoint must match to be resumed by ``train(model, train_set, valid_set, config)``.
+
+    A JSON-ready dict: ``model`` (registry name and config), ``training``
+    (the :class:`TrainConfig` fields that shape the trajectory, see
+    ``TrainConfig.resume``) and ``train_data`` / ``valid_data`` (SHA-256 of
+    numbers, positions, cells, pbc, forces, energies, weights and stresses;
+    ``None`` without validation set).
+    """
+    fields = _RUN_FIELDS
+    if config.optimiser == "adam":
+        fields += _ADAM_FIELDS + (("epochs",) if config.schedule == "cosine" else ())
+    if config.loss == "taylor":
+        fields += _TAYLOR_FIELDS
+    fp = {
+        "model": {"name": model.name, "config": model.config},
+        "training": {f: getattr(config, f) for f in fields},
+        "train_data": _dataset_digest(train_set),
+        "valid_data": _dataset_digest(valid_set),
+    }
+    return json.loads(json.dumps(json_ready(fp), allow_nan=False))  # as it reads back from the checkpoint
+
+
+def _short(v) -> str:
+    text = "(absent)" if v is _ABSENT else json.dumps(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_ABSENT = object()
+
+
+def _fingerprint_differences(stored, current, prefix: str = "") -> list[str]:
+    """``"key: checkpoint X, now Y"`` lines for every difference (nested dicts walked)."""
+    if not prefix and not isinstance(stored, dict):
+        return ["no run fingerprint stored (checkpoint written by an older jaxmlp)"]
+    if isinstance(stored, dict) and isinstance(current, dict):
+        out = []
+        for k in sorted(set(stored) | set(current)):
+            out += _fingerprint_differences(stored.get(k, _ABSENT), current.get(k, _ABSENT), f"{prefix}{k}.")
+        return out
+    if stored == current:
+        return []
+    name = prefix[:-1]
+    if name.endswith("_data"):
+        return [f"{name}: other structures, labels or weights (SHA-256 {_short(stored)[:13]}..., "
+                f"now {_short(current)[:13]}...)"]
+    return [f"{name}: checkpoint {_short(stored)}, now {_short(current)}"]
 
 
 # ----------------------------------------------------------------- train
@@ -306,13 +416,20 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
         ``train_energy_rmse`` (eV/atom), ``train_force_rmse`` (eV/Å, for
         ``loss="forces"``), ``valid_loss``, ``valid_energy_rmse``,
         ``valid_force_rmse``, ``time`` (s, wall time of the epoch's steps),
-        ``valid_time`` (s), ``n_train`` (structures incl. Taylor ones).
+        ``valid_time`` (s), ``n_train`` (structures incl. Taylor ones),
+        ``learning_rate`` (Adam: the rate of the epoch's last step); the
+        record of an epoch that stopped the run early also has ``stop``
+        (``"patience"`` or ``"time_limit"``).
 
     Raises
     ------
     TypeError, ValueError
         Bad config, wrong dataset types, empty datasets, NaN targets or
         elements the model does not know.
+    ValueError
+        ``config.checkpoint_dir`` holds a checkpoint of another run (see
+        ``TrainConfig.resume``) or one whose parameter/optimiser trees do not
+        fit the model.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -347,6 +464,7 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
     step_key = tuple(getattr(config, f) for f in _STEP_FIELDS)
     optimiser, train_step, eval_step = _compiled_steps(model, step_key, steps_per_epoch, mesh)
     opt_state = optimiser.init(params)
+    lr_at = learning_rate_schedule(config, steps_per_epoch) if config.optimiser == "adam" else None
 
     state = {
         "params": params,
@@ -359,8 +477,21 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
     history: list[dict] = []
     ckpt = CheckpointManager(config.checkpoint_dir, config.keep_checkpoints) if config.checkpoint_dir else None
     stopped = False
+    fingerprint = run_fingerprint(model, train_set, valid_set, config) if ckpt is not None else None
     if ckpt is not None and ckpt.latest_step is not None:
-        state, meta = ckpt.restore(state)
+        differences = _fingerprint_differences(ckpt.restore_meta().get("fingerprint"), fingerprint)
+        if differences and config.resume != "force":
+            ckpt.close()
+            raise ValueError(
+                f"{ckpt.directory}: the checkpoint of epoch {ckpt.latest_step} was written by another run; "
+                "it differs in\n  " + "\n  ".join(differences) + "\nUse a new checkpoint_dir, delete this one, "
+                "or pass TrainConfig(resume='force') to continue it anyway."
+            )
+        try:
+            state, meta = ckpt.restore(state)
+        except ValueError:
+            ckpt.close()
+            raise
         history = list(meta.get("history", []))
         stopped = bool(meta.get("stopped", False))
     state["params"] = jax.device_put(state["params"], repl)
@@ -384,6 +515,8 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
         t1 = time.perf_counter()
         record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in _finish(sums).items()}, "time": t1 - t0,
                   "n_train": len(train_set)}
+        if lr_at is not None:
+            record["learning_rate"] = float(lr_at((epoch + 1) * steps_per_epoch - 1))
         if valid_set is not None:
             vsums: dict = {}
             for batch in device_batches(valid_set, cutoff, v_buckets, n_dev, per_dev, False, 0, trip):
@@ -403,12 +536,14 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
             state["bad_epochs"] = np.asarray(int(state["bad_epochs"]) + 1)
         state["epoch"] = np.asarray(epoch + 1)
         history.append(record)
-        stopped = config.patience is not None and int(state["bad_epochs"]) >= config.patience
-        if config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
-            stopped = True
+        stopped = False
+        if config.patience is not None and int(state["bad_epochs"]) >= config.patience:
+            stopped, record["stop"] = True, "patience"
+        elif config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
+            stopped, record["stop"] = True, "time_limit"
         if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or stopped or epoch + 1 == config.epochs):
             ckpt.save(epoch + 1, state, {"history": history, "stopped": stopped, "config": config.to_dict(),
-                                         "model": {"name": model.name, "config": model.config}})
+                                         "fingerprint": fingerprint})
         if config.log_file:
             _write_log(config.log_file, history)
         if config.progress:

@@ -12,8 +12,9 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.units import Bohr, Hartree
 
-from jaxmlp.data import detect_format, read, validate, write
+from jaxmlp.data import detect_format, read, write
 from jaxmlp.data.io import SUPPORTED_FORMATS
+from jaxmlp.graph import validate
 
 
 def _cu(seed):
@@ -349,6 +350,39 @@ def test_malformed_extxyz(tmp_path, frames, edit, line_no, fragment):
     message = str(info.value)
     assert f"{path}, line {line_no}:" in message, message
     assert fragment in message
+
+
+
+@pytest.mark.parametrize(
+    "pattern, replacement, fragment",
+    [
+        (r"energy=\S+", "energy=T", "energy=T is not a number"),  # ASE would store 1.0 eV
+        (r"energy=\S+", "energy=abc", "energy=abc is not a number"),
+        (r"free_energy=\S+", "free_energy=F", "free_energy=F is not a number"),
+        (r'stress="[^"]*"', 'stress="1 2 3 4 5 6 7 8 x"', "malformed comment line"),
+        (r"forces:R:3", "forces:L:3", "column 'forces' is declared forces:L:3 (logical)"),
+        (r"energies:R:1", "energies:S:1", "column 'energies' is declared energies:S:1 (string)"),
+    ],
+)
+def test_extxyz_non_numeric_labels_are_refused_with_frame_and_line(tmp_path, frames, pattern, replacement, fragment):
+    lines = _good_extxyz(tmp_path, frames)
+    assert lines[10] == "8" and re.search(pattern, lines[11])  # frame 1 starts at line 11
+    lines[11] = re.sub(pattern, replacement, lines[11], count=1)
+    path = tmp_path / "bad.extxyz"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError) as info:
+        read(path)
+    message = str(info.value)
+    assert f"{path}, line 12 (frame 1):" in message, message
+    assert fragment in message, message
+
+
+def test_extxyz_frame_without_atoms_is_refused(tmp_path, frames):
+    lines = _good_extxyz(tmp_path, frames) + ["0", 'energy=1.0 pbc="F F F"']
+    path = tmp_path / "empty_frame.extxyz"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 21 (frame 2): structure has no atoms")):
+        read(path)
 
 
 # ------------------------------------------------------------------ validate

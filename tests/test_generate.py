@@ -12,12 +12,12 @@ from jaxmlp.data import (
     cu_bulk,
     cu_clusters,
     default_dataset,
+    generate,
     linear_chain,
     organic_molecules,
     polyene,
-    validate,
 )
-from jaxmlp.data import generate
+from jaxmlp.graph import validate
 
 
 def _bonds(atoms, cutoff=1.7):

@@ -20,9 +20,9 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
-from .io import _extxyz_frame
+from .io.extxyz import extxyz_frame_text
 
-__all__ = ["label", "xtb_calculator", "LabellingError", "openmp_threads"]
+__all__ = ["LabellingError", "label", "openmp_threads", "xtb_calculator"]
 
 
 class LabellingError(RuntimeError):
@@ -313,7 +313,7 @@ def label(
                 results = _compute(frames[k], calculator, properties, k)
                 labelled = frames[k].copy()
                 labelled.calc = SinglePointCalculator(labelled, **results)
-                fh.write(_extxyz_frame(labelled))
+                fh.write(extxyz_frame_text(labelled))
                 fh.flush()
                 os.fsync(fh.fileno())
                 out.append(labelled)

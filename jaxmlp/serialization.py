@@ -15,9 +15,8 @@ every jaxmlp model.
 
 from __future__ import annotations
 
+import inspect
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,8 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .models.base import MODEL_REGISTRY, Model, build_model
+from .utils import atomic_write
 
-__all__ = ["save", "load", "FORMAT_NAME", "FORMAT_VERSION"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "jaxmlp-model"
 FORMAT_VERSION = 1
@@ -102,17 +102,9 @@ def save(path, model: Model, params) -> None:
         "jaxmlp_version": __version__,
     }
     text = json.dumps(header, default=_json_default, allow_nan=True)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, __header__=np.array(text), **arrays)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(
+        path, lambda fh: np.savez(fh, __header__=np.array(text), **arrays), binary=True, make_parents=True
+    )
 
 
 def _set(tree, parts, value):
@@ -131,6 +123,38 @@ def _rebuild(node):
         return children
     seq = [children[str(i)] for i in range(len(children))]
     return seq if kind == "__list__" else tuple(seq)
+
+
+def _rebuild_model(path: Path, name: str, config) -> Model:
+    """``build_model(name, config)`` with errors that name the file and the offending keys."""
+    if not isinstance(config, dict):
+        # a corrupt file, not a caller passing a wrong type: ValueError like every other load error
+        raise ValueError(f"{path}: model config must be a JSON object, got {type(config).__name__}")  # noqa: TRY004
+    factory = MODEL_REGISTRY[name]
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # builtins or C callables without a signature
+        signature = None
+    if signature is not None:
+        params = signature.parameters
+        takes_any = any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values())
+        named = [k for k, q in params.items() if q.kind in (q.POSITIONAL_OR_KEYWORD, q.KEYWORD_ONLY)]
+        unknown = sorted(set(config) - set(named))
+        if unknown and not takes_any:
+            raise ValueError(
+                f"{path}: saved config of model {name!r} has key(s) {unknown} that this jaxmlp's "
+                f"{name} does not accept (accepted: {sorted(named)}); the file was probably "
+                "written by another jaxmlp version"
+            )
+        missing = sorted(
+            k for k in named if params[k].default is inspect.Parameter.empty and k not in config
+        )
+        if missing:
+            raise ValueError(f"{path}: saved config of model {name!r} lacks required key(s) {missing}")
+    try:
+        return build_model(name, config)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ValueError(f"{path}: cannot re-create model {name!r} from its saved config: {err}") from err
 
 
 def load(path):
@@ -153,7 +177,9 @@ def load(path):
     ValueError
         If the file is not a jaxmlp model file, is corrupt or truncated, has
         an unknown format version (newer than this jaxmlp), names an
-        unregistered model, or misses parameter arrays.
+        unregistered model, has a model config with keys the model does not
+        accept (or lacks required ones; the message names the file and the
+        keys), or misses parameter arrays.
     """
     p = Path(path)
     if not p.is_file():
@@ -184,7 +210,7 @@ def load(path):
     name = header.get("model")
     if name not in MODEL_REGISTRY:
         raise ValueError(f"{p}: unknown model {name!r}; registered models: {sorted(MODEL_REGISTRY)}")
-    model = build_model(name, header.get("config", {}))
+    model = _rebuild_model(p, name, header.get("config", {}))
     tree: dict = {}
     root_leaf = None
     for entry in header.get("leaves", []):

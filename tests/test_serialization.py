@@ -100,3 +100,35 @@ def test_errors(tmp_path):
     with pytest.raises(ValueError, match="missing"):
         jaxmlp.load(path)
     assert zipfile.is_zipfile(path)
+
+
+def test_config_errors_name_the_file_and_the_key(tmp_path):
+    model = lennard_jones(epsilon=0.3, cutoff=4.0)
+    params = model.init(None)
+    path = tmp_path / "lj.npz"
+    # a key this jaxmlp's lennard_jones does not take (a file from another version): ValueError, not TypeError
+    jaxmlp.save(path, model, params)
+    _rewrite_header(path, lambda h: h["config"].update(epsilonn=1.0))
+    with pytest.raises(ValueError, match=rf"{path}.*key\(s\) \['epsilonn'\]"):
+        jaxmlp.load(path)
+    # a required key missing (hdnnp needs elements and symmetry_functions)
+    hd = hdnnp(["H"], radial_grid(["H"], rc=3.0, n=2))
+    hpath = tmp_path / "hd.npz"
+    jaxmlp.save(hpath, hd, {"x": np.zeros(1)})
+    _rewrite_header(hpath, lambda h: h["config"].pop("elements"))
+    with pytest.raises(ValueError, match=rf"{hpath}.*lacks required key\(s\) \['elements'\]"):
+        jaxmlp.load(hpath)
+    # a config that is not an object
+    jaxmlp.save(path, model, params)
+    _rewrite_header(path, lambda h: h.update(config=[1, 2]))
+    with pytest.raises(ValueError, match=rf"{path}: model config must be a JSON object"):
+        jaxmlp.load(path)
+    # a value the factory rejects is reported with the file name
+    jaxmlp.save(path, model, params)
+    _rewrite_header(path, lambda h: h["config"].update(mode="no_such_mode"))
+    with pytest.raises(ValueError, match=rf"{path}: cannot re-create model 'lennard_jones'"):
+        jaxmlp.load(path)
+    # the untouched file still loads and gives the same energy parameters
+    jaxmlp.save(path, model, params)
+    back, _ = jaxmlp.load(path)
+    assert back.config == model.config

@@ -9,7 +9,7 @@ from ase import Atoms
 
 import jaxmlp
 from jaxmlp.graph import build_triplets, neighbour_list
-from jaxmlp.graph.neighbours import _interplanar_distances
+from jaxmlp.graph.neighbours import MAX_PAIRS, _interplanar_distances, estimate_pairs
 
 
 def brute_force_pairs(positions, cell, pbc, cutoff):
@@ -128,7 +128,75 @@ def test_cutoff_errors():
     atoms = Atoms("Ar", positions=[[0, 0, 0]], cell=np.eye(3) * 1.0, pbc=True)
     with pytest.raises(ValueError, match="positive"):
         jaxmlp.atoms_to_graph(atoms, -1.0, validate=False)
-    with pytest.raises(ValueError, match="too large for this cell"):
+    with pytest.raises(ValueError, match=r"cutoff 1000.0 Å is too large for this structure .*up to .* pairs"):
         jaxmlp.atoms_to_graph(atoms, 1000.0, validate=False)
     with pytest.raises(TypeError, match="ase.Atoms"):
         jaxmlp.atoms_to_graph(np.zeros((3, 3)), 2.0)
+
+
+# ------------------------------------------------------ pair-count guard
+
+
+def _slab(nx=30, ny=20, layers=10):
+    """Cu(111) slab, pbc in-plane, zero third cell vector (no vacuum vector)."""
+    from ase.build import fcc111
+
+    slab = fcc111("Cu", size=(nx, ny, layers), vacuum=None)
+    slab.pbc = (True, True, False)
+    slab.cell[2] = 0.0
+    return slab
+
+
+def test_large_2d_slab_builds():
+    """A 6000-atom slab at R_c = 5 Å used to be refused (N²·images estimate)."""
+    slab = _slab()
+    assert len(slab) == 6000
+    g = jaxmlp.atoms_to_graph(slab, 5.0)  # validation included
+    n_pairs = int(g.n_edge[0])
+    bound = estimate_pairs(slab.positions, slab.cell.array, slab.pbc, 5.0)
+    assert n_pairs <= bound < 10 * n_pairs
+    # bulk-like atoms of fcc Cu within 5 Å have 12 + 6 + 24 = 42 neighbours
+    assert 30 * len(slab) < n_pairs < 42 * len(slab)
+
+
+def test_wire_builds():
+    wire = Atoms("Cu", positions=[[0, 0, 0]], cell=[0, 0, 2.5], pbc=[False, False, True]).repeat((1, 1, 9000))
+    g = jaxmlp.atoms_to_graph(wire, 5.1)
+    assert int(g.n_edge[0]) == 4 * len(wire)  # neighbours at ±2.5 Å and ±5.0 Å
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["cluster_in_big_box", "slab", "tiny_cell", "molecule", "triclinic", "wire_mixed"],
+)
+def test_estimate_is_an_upper_bound(case):
+    rng = np.random.default_rng(5)
+    if case == "cluster_in_big_box":  # was estimated 3.9e3 for 9.0e6 real pairs
+        pos, cell, pbc, rc = rng.normal(size=(3000, 3)) * 1.5 + 500.0, np.eye(3) * 1000.0, [True] * 3, 5.0
+    elif case == "slab":
+        s = _slab(8, 8, 4)
+        pos, cell, pbc, rc = s.positions, s.cell.array, s.pbc, 6.0
+    elif case == "tiny_cell":
+        pos, cell, pbc, rc = rng.random((2, 3)), random_triclinic(rng, 1.5), [True] * 3, 6.0
+    elif case == "molecule":
+        pos, cell, pbc, rc = rng.random((300, 3)) * 8.0, np.zeros((3, 3)), [False] * 3, 3.0
+    elif case == "triclinic":
+        cell = random_triclinic(rng, 6.0)
+        pos, pbc, rc = (rng.random((50, 3)) * 1.4 - 0.2) @ cell, [True] * 3, 4.0
+    else:
+        cell = random_triclinic(rng, 3.0)
+        pos, pbc, rc = rng.random((10, 3)) @ cell * 2.0, [False, True, True], 5.0
+    pbc = np.array(pbc)
+    real = len(neighbour_list(pos, np.where(pbc[:, None], cell, 0.0), pbc, rc).centres)
+    bound = estimate_pairs(pos, np.where(pbc[:, None], cell, 0.0), pbc, rc)
+    assert real <= bound <= 40 * max(real, 1)
+
+
+def test_guard_refuses_huge_request_naming_the_cutoff():
+    from ase.build import bulk
+
+    cu = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((10, 10, 10))  # 4000 atoms
+    # about 4000 · 0.0857 Å⁻³ · 4/3·π·60³ ≈ 3e8 pairs: more than MAX_PAIRS
+    assert estimate_pairs(cu.positions, cu.cell.array, cu.pbc, 60.0) > MAX_PAIRS
+    with pytest.raises(ValueError, match=r"cutoff 60.0 Å is too large for this structure \(4000 atoms"):
+        jaxmlp.atoms_to_graph(cu, 60.0)

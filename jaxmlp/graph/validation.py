@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from .neighbours import neighbour_list
+from .neighbours import MAX_PAIRS, check_pair_budget, neighbour_list
 
 __all__ = ["validate"]
 
@@ -108,7 +108,15 @@ def validate(atoms: Atoms, min_distance: float = 0.1, name: str | None = None) -
             )
 
     if min_distance > 0 and (n > 1 or pbc.any()):
-        nl = neighbour_list(positions, np.where(pbc[:, None], cell, 0.0), pbc, float(min_distance))
+        search_cell = np.where(pbc[:, None], cell, 0.0)
+        try:
+            check_pair_budget(positions, search_cell, pbc, float(min_distance))
+        except ValueError:
+            raise ValueError(
+                f"{label}: too many atoms overlap: the atom pairs closer than min_distance={min_distance} Å "
+                f"could exceed {MAX_PAIRS:.0e}"
+            ) from None
+        nl = neighbour_list(positions, search_cell, pbc, float(min_distance))
         if len(nl.centres):
             d = np.linalg.norm(positions[nl.neighbours] - positions[nl.centres] + nl.offsets @ cell, axis=1)
             k = int(np.argmin(d))

@@ -22,7 +22,7 @@ from typing import NamedTuple, Sequence
 import jraph
 import numpy as np
 
-__all__ = ["Buckets", "batch_graphs", "suggest_buckets", "unbatch_sizes"]
+__all__ = ["Buckets", "batch_graphs", "suggest_buckets"]
 
 PAD_CELL = 1000.0
 
@@ -166,9 +166,3 @@ def batch_graphs(graphs: Sequence[jraph.GraphsTuple], buckets: Buckets | None = 
         n_edge=n_edge.astype(np.int32),
     )
 
-
-def unbatch_sizes(graph: jraph.GraphsTuple) -> tuple[np.ndarray, np.ndarray]:
-    """Node and edge start offsets of each graph, ``([G+1], [G+1])`` (host side)."""
-    n_node = np.asarray(graph.n_node)
-    n_edge = np.asarray(graph.n_edge)
-    return np.r_[0, np.cumsum(n_node)], np.r_[0, np.cumsum(n_edge)]

@@ -19,9 +19,20 @@ import argparse
 import pathlib
 import sys
 
+from . import config, studies
 from .common import CLIError
+from .factory import MODEL_KINDS
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+#: The subcommands: name -> ``run(args, out) -> dict`` (``dict["files"]``: the paths written).
+COMMANDS = {
+    "speed": studies.run_speed,
+    "cutoff": studies.run_cutoff,
+    "layers": studies.run_layers,
+    "locality": studies.run_locality,
+    "train": config.run_train,
+}
 
 
 def _positive_float(s: str) -> float:
@@ -59,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     s = sub.add_parser("speed", help="energy+forces and Hessian throughput vs system size")
-    s.add_argument("--models", nargs="+", default=["lj", "morse", "hdnnp"], help="models: lj morse hdnnp mlace (default: %(default)s)")
+    s.add_argument("--models", nargs="+", choices=MODEL_KINDS, default=["lj", "morse", "hdnnp"], help="models: lj morse hdnnp mlace (default: %(default)s)")
     s.add_argument("--sizes", nargs="+", type=_positive_int, default=[32, 108, 256], help="atoms per periodic Cu cell (rounded to fcc supercells)")
     s.add_argument("--cutoff", type=_positive_float, default=5.0, help="cutoff in Å (default: %(default)s)")
     s.add_argument("--hessian", action="store_true", help="also time the dense (small N) and sparse Hessians")
@@ -67,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("cutoff", help="accuracy, cost and force range vs cutoff radius")
     s.add_argument("--data", help="training data (extxyz, input.data, ...); default: built-in EMT Cu clusters")
-    s.add_argument("--model", default="hdnnp", choices=["hdnnp", "mlace", "morse", "lj"])
+    s.add_argument("--model", default="hdnnp", choices=MODEL_KINDS)
     s.add_argument("--cutoffs", nargs="+", type=_positive_float, default=[3.5, 4.5, 5.5])
     s.add_argument("--epochs", type=_positive_int, default=30)
     s.add_argument("--n-structures", type=_positive_int, default=60, help="size of the built-in dataset")
@@ -85,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("locality", help="Hessian locality analysis of one structure")
     s.add_argument("--structure", help="structure file (any format ASE reads); default: a built-in alkane")
-    s.add_argument("--calculator", default="emt", help="emt | xtb | lj | morse | path to a saved jaxmlp model (default: %(default)s)")
-    s.add_argument("--index", default="0", help="frame of the structure file (default: %(default)s)")
+    s.add_argument("--calculator", default="emt",
+                   help="emt | xtb | lj | morse (single-element Cu/Ar structures only) | path to a saved jaxmlp model (default: %(default)s)")
+    s.add_argument("--index", type=int, default=0, help="frame of the structure file, negative counts from the end (default: %(default)s)")
     s.add_argument("--delta", type=_positive_float, default=0.0025, help="finite-difference step in Å for reference Hessians")
     s.add_argument("--bin", type=_positive_float, default=0.5, help="distance bin width in Å for the decay curve")
     s.add_argument("--center", type=int, help="atom index for the fragment / G′ analysis (default: most central heavy atom)")
@@ -104,13 +116,12 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", not args.float32)
     out = pathlib.Path(args.out)
-    from . import studies
-
+    run = COMMANDS[args.command]
     try:
-        result = getattr(studies, f"run_{args.command}")(args, out)
+        result = run(args, out)
     except CLIError as exc:
         parser.exit(2, f"jaxmlp-bench: error: {exc}\n")
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # the library's messages for bad input
         parser.exit(2, f"jaxmlp-bench: error: {type(exc).__name__}: {exc}\n")
     for path in result.get("files", []):
         print(f"wrote {path}")

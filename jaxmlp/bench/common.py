@@ -1,56 +1,41 @@
-"""Shared helpers of the ``jaxmlp-bench`` subcommands: output, data, models, timing."""
+"""Shared helpers of the ``jaxmlp-bench`` subcommands: errors, CSV and plot output, timing, data.
+
+JSON results are written with :func:`jaxmlp.utils.write_json` (strict JSON,
+atomic); CSV and PNG files go through :func:`jaxmlp.utils.atomic_write` too.
+"""
 
 from __future__ import annotations
 
 import csv
-import json
-import os
 import pathlib
-import tempfile
 import time
 from typing import Any, Callable, Sequence
 
-import numpy as np
-
-from ..utils import json_ready
+from ..utils import atomic_write
 
 
 class CLIError(Exception):
     """A user error: printed as ``jaxmlp-bench: error: ...`` with exit code 2."""
 
 
-def write_json(path: pathlib.Path, obj: Any) -> pathlib.Path:
-    """Write ``obj`` as JSON atomically (temp file + rename)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(json_ready(obj), fh, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def write_csv(path, rows: Sequence[dict]) -> pathlib.Path:
+    """Write a list of flat dicts as CSV (union of keys as columns), atomically.
 
-
-def write_csv(path: pathlib.Path, rows: Sequence[dict]) -> pathlib.Path:
-    """Write a list of flat dicts as CSV (union of keys as columns)."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    Missing values are left empty; the parent folder is created.
+    """
     keys: list[str] = []
     for r in rows:
         for k in r:
             if k not in keys:
                 keys.append(k)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as fh:
+
+    def write(fh):
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         for r in rows:
             w.writerow({k: r.get(k, "") for k in keys})
-    os.replace(tmp, path)
-    return path
+
+    return atomic_write(path, write, make_parents=True)
 
 
 def plot_xy(path, series: dict[str, tuple[Sequence, Sequence]], xlabel: str, ylabel: str, title: str = "", logy=False, logx=False):
@@ -74,11 +59,10 @@ def plot_xy(path, series: dict[str, tuple[Sequence, Sequence]], xlabel: str, yla
     if len(series) > 1:
         ax.legend()
     fig.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120), binary=True, make_parents=True)
+    finally:
+        plt.close(fig)
 
 
 def time_call(fn: Callable[[], Any], repeat: int = 3, min_time: float = 0.0) -> float:

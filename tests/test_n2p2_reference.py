@@ -1,14 +1,15 @@
 """Imported n2p2 potentials reproduce n2p2's own predictions (reference.json), and export round-trips."""
 
 import json
+import re
 
 import jax
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.units import Bohr, Hartree
 
 import jaxmlp
+from jaxmlp.data import read
 from jaxmlp.io import load_n2p2, save_n2p2
 
 UNITS = {"H2O_RPBE-D3": (Bohr, Hartree), "Cu2S_PBE": (1.0, 1.0), "Anisole_SCAN": (Bohr, Hartree), "DMABN_SCAN": (Bohr, Hartree)}
@@ -17,27 +18,8 @@ _ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
 
 
 def _read_structure(path, length_unit):
-    """First structure of an n2p2 input.data (jaxmlp.data's reader when available)."""
-    try:
-        from jaxmlp.data import read
-
-        return read(path, format="n2p2", length_unit=length_unit)[0]
-    except ImportError:
-        pass
-    lattice, symbols, positions = [], [], []
-    for line in open(path):
-        f = line.split()
-        if not f:
-            continue
-        if f[0] == "lattice":
-            lattice.append([float(x) for x in f[1:4]])
-        elif f[0] == "atom":
-            positions.append([float(x) for x in f[1:4]])
-            symbols.append(f[4])
-        elif f[0] == "end":
-            break
-    cell = np.array(lattice) * length_unit if lattice else None
-    return Atoms(symbols, positions=np.array(positions) * length_unit, cell=cell, pbc=bool(lattice))
+    """First structure of an n2p2 input.data, positions in Å."""
+    return read(path, format="n2p2", length_unit=length_unit)[0]
 
 
 def _predict(model, params, atoms):
@@ -112,3 +94,105 @@ def test_load_errors(shared_dir, tmp_path):
     (d / "weights.016.data").unlink()
     with pytest.raises(FileNotFoundError, match="weights"):
         load_n2p2(d)
+
+
+def _copy_potential(shared_dir, tmp_path, name="Cu2S_PBE"):
+    """A private copy of an n2p2 potential (no input.data) to corrupt; never committed."""
+    src = shared_dir / "n2p2" / name
+    d = tmp_path / name
+    d.mkdir()
+    for f in src.iterdir():
+        if f.name != "input.data" and f.is_file():
+            (d / f.name).write_text(f.read_text())
+    return d
+
+
+def _data_lines(path):
+    """1-based numbers of the non-comment, non-blank lines of a file."""
+    return [i for i, raw in enumerate(path.read_text().splitlines(), 1) if raw.split("#", 1)[0].strip()]
+
+
+def _edit_line(path, lineno, change):
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = change(lines[lineno - 1])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_scaling_row_without_sigma_is_refused(shared_dir, tmp_path):
+    # Cu2S uses scale_symmetry_functions_sigma: a row without its sigma column used to load with
+    # sigma = 0 and move the energy from -573.656 to -551.195 eV without a word
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "scaling.data"
+    row = _data_lines(path)[7]
+    _edit_line(path, row, lambda s: " ".join(s.split()[:5]))
+    with pytest.raises(ValueError, match=rf"{path}, line {row}: .*needs 6 columns, got 5"):
+        load_n2p2(d)
+
+
+def test_scaling_row_repeated_or_missing_is_refused(shared_dir, tmp_path):
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "scaling.data"
+    rows = _data_lines(path)
+    lines = path.read_text().splitlines()
+    first, second = lines[rows[2] - 1].split(), lines[rows[3] - 1].split()
+    # row 4 claims the indices of row 3: row 3 would be silently overridden and row 4's function left out
+    _edit_line(path, rows[3], lambda s: " ".join(first[:2] + second[2:]))
+    with pytest.raises(ValueError, match=rf"{path}, line {rows[3]}: .*already given on line {rows[2]}"):
+        load_n2p2(d)
+    path.write_text("\n".join(ln for k, ln in enumerate(lines, 1) if k != rows[3]) + "\n")
+    with pytest.raises(ValueError, match=rf"{path}: no statistics for element {second[0]} .*function\(s\) \[{second[1]}\]"):
+        load_n2p2(d)
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (lambda f: ["abc"] + f[1:], "weight value is not a number: 'abc'"),
+        (lambda f: f[:4] + ["999"] + f[5:], "neuron index out of range"),
+        (lambda f: f[:4] + ["0"] + f[5:], "neuron index out of range"),  # 0 would wrap to the last neuron
+        (lambda f: f[:1] + ["c"] + f[2:], "malformed weight line"),
+        (lambda f: f + ["7"], "malformed weight line"),
+    ],
+)
+def test_malformed_weight_lines_name_the_line(shared_dir, tmp_path, change, fragment):
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "weights.016.data"
+    row = _data_lines(path)[5]
+    assert path.read_text().splitlines()[row - 1].split()[1] == "a"
+    _edit_line(path, row, lambda s: " ".join(change(s.split())))
+    with pytest.raises(ValueError, match=rf"{path}, line {row}: .*{re.escape(fragment)}"):
+        load_n2p2(d)
+
+
+def test_repeated_weight_is_refused(shared_dir, tmp_path):
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "weights.016.data"
+    rows = _data_lines(path)
+    lines = path.read_text().splitlines()
+    first = lines[rows[0] - 1].split()
+    _edit_line(path, rows[1], lambda s: " ".join(s.split()[:3] + first[3:]))
+    with pytest.raises(ValueError, match=rf"{path}, line {rows[1]}: the same weight is already given on line {rows[0]}"):
+        load_n2p2(d)
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ("cutoff_type 2 0.0", "keyword 'cutoff_type' given 2 times"),
+        ("element_nodes_short S 2 5 5", "'element_nodes_short' (element-specific network sizes) is not supported"),
+        ("scale_symmetry_functions", "is ambiguous"),  # Cu2S already scales with sigma
+        ("atom_energy S 1.0\natom_energy S 2.0", "atom_energy of S already given"),
+        ("symfunction_short S 2 S 1.0 0.0 abc", "symfunction_short field 6 is not a number: 'abc'"),
+        ("symfunction_short S 2 S 1.0 0.0 6.0 1.0", "needs 6 fields after the keyword, got 7"),
+        ("symfunction_short S 2 Zn 1.0 0.0 6.0", "element 'Zn' of a symfunction_short line is not in elements"),
+    ],
+)
+def test_input_nn_problems_name_the_line(shared_dir, tmp_path, extra, fragment):
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "input.nn"
+    text = path.read_text()
+    n_before = len(text.splitlines())
+    path.write_text(text + extra + "\n")
+    with pytest.raises(ValueError, match=rf"{path}, lines? .*{re.escape(fragment)}") as info:
+        load_n2p2(d)
+    assert any(str(n) in str(info.value) for n in range(n_before + 1, n_before + 3))

@@ -22,25 +22,38 @@ jaxmlp models work in Å and eV: :func:`load_n2p2` converts with
 from __future__ import annotations
 
 import math
-import os
-import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
 from ..descriptors.acsf import sort_functions
 from ..descriptors.cutoffs import cutoff_type_id
 from ..models.hdnnp import N2P2_ACTIVATIONS, hdnnp
+from ..utils import atomic_write
 
 # jaxmlp activation name -> n2p2 letter
 _TO_N2P2 = {v: k for k, v in N2P2_ACTIVATIONS.items()}
 
-__all__ = ["load_n2p2", "save_n2p2", "read_input_nn"]
+__all__ = ["load_n2p2", "read_input_nn", "save_n2p2"]
 
 _SCALING_FROM_FLAGS = "scale", "center", "scalecenter", "sigma", "none"
+
+
+def _read_settings(path) -> dict[str, list[tuple[int, list[str]]]]:
+    """``keyword → [(line number, arguments), ...]`` of an ``input.nn`` (comments and blanks skipped)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"n2p2 settings file not found: {p}")
+    out: dict[str, list[tuple[int, list[str]]]] = {}
+    for lineno, raw in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = raw.split("#", 1)[0].split()
+        if line:
+            out.setdefault(line[0], []).append((lineno, line[1:]))
+    return out
 
 
 def read_input_nn(path) -> dict[str, list[list[str]]]:
@@ -49,81 +62,205 @@ def read_input_nn(path) -> dict[str, list[list[str]]]:
     Comments (``#`` to end of line) and blank lines are skipped; repeated
     keywords (``symfunction_short``, ``atom_energy``) keep every occurrence.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"n2p2 settings file not found: {p}")
-    out: dict[str, list[list[str]]] = {}
-    for raw in p.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = raw.split("#", 1)[0].split()
-        if line:
-            out.setdefault(line[0], []).append(line[1:])
-    return out
+    return {k: [args for _, args in v] for k, v in _read_settings(path).items()}
 
 
-def _one(settings, key, path, default=None):
+#: Single-valued keywords the importer reads: each may appear once (a repeat would silently win).
+_SINGLE = (
+    "nnp_generation", "nnp_type", "number_of_elements", "elements", "cutoff_type",
+    "global_hidden_layers_short", "global_nodes_short", "global_activation_short",
+    "scale_symmetry_functions", "center_symmetry_functions", "scale_symmetry_functions_sigma",
+    "scale_min_short", "scale_max_short", "mean_energy", "conv_energy", "conv_length", "normalize_nodes",
+)
+
+#: Keywords that change the model n2p2 evaluates but that this importer does not implement.
+_UNSUPPORTED = {
+    "element_nodes_short": "element-specific network sizes",
+    "element_activation_short": "element-specific activation functions",
+    "use_electrostatics": "electrostatics (3G/4G)",
+    "electrostatic_type": "electrostatics (3G/4G)",
+}
+
+
+def _one(settings, key, path, default=None) -> tuple[str, list[str]]:
+    """``(where, arguments)`` of a single-valued keyword; ``where`` is "file, line n" for messages."""
     if key not in settings:
         if default is None:
             raise ValueError(f"{path}: required keyword '{key}' missing")
-        return default
-    return settings[key][-1]
+        return f"{path} ({key} default)", default
+    lineno, args = settings[key][-1]
+    where = f"{path}, line {lineno}"
+    if not args and default is None:
+        raise ValueError(f"{where}: keyword '{key}' needs a value")
+    return where, args if args else default
 
 
-def _float(value, what, path):
+def _float(value, what, where):
     try:
-        return float(value)
+        x = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: {what} is not a number: {value!r}") from None
+        raise ValueError(f"{where}: {what} is not a number: {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{where}: {what} is not finite: {value!r}")
+    return x
 
 
-def _parse_sf(args, L, path):
+def _int(value, what, where):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: {what} is not an integer: {value!r}") from None
+
+
+def _parse_sf(args, L, where):
     """One ``symfunction_short`` line (file units) → spec in Å."""
+    text = " ".join(args)
     try:
         t = int(args[1])
     except (IndexError, ValueError):
-        raise ValueError(f"{path}: malformed symfunction_short line: {' '.join(args)}") from None
-    f = lambda k: _float(args[k], f"symfunction_short field {k + 1}", path)  # noqa: E731
-    try:
-        if t == 2:
-            return {"type": 2, "center": args[0], "e1": args[2], "eta": f(3) / L**2, "rs": f(4) * L, "rc": f(5) * L}
-        if t in (3, 9):
-            rs = f(8) * L if len(args) > 8 else 0.0
-            return {"type": t, "center": args[0], "e1": args[2], "e2": args[3], "eta": f(4) / L**2,
-                    "lambda": f(5), "zeta": f(6), "rc": f(7) * L, "rs": rs}
-        if t == 20:
-            return {"type": 20, "center": args[0], "e1": args[2], "rl": f(3) * L, "rc": f(4) * L, "subtype": args[5]}
-        if t == 22:
-            return {"type": 22, "center": args[0], "e1": args[2], "e2": args[3], "rl": f(4) * L, "rc": f(5) * L,
-                    "angle_left": f(6), "angle_right": f(7), "subtype": args[8]}
-    except IndexError:
-        raise ValueError(f"{path}: too few fields in symfunction_short line: {' '.join(args)}") from None
+        raise ValueError(f"{where}: malformed symfunction_short line: {text}") from None
+    f = lambda k: _float(args[k], f"symfunction_short field {k + 1}", where)
+    counts = {2: (6, 6), 3: (8, 9), 9: (8, 9), 20: (6, 6), 22: (9, 9)}
+    if t in counts and not counts[t][0] <= len(args) <= counts[t][1]:
+        lo, hi = counts[t]
+        expected = str(lo) if lo == hi else f"{lo} or {hi}"
+        raise ValueError(
+            f"{where}: symfunction_short of type {t} needs {expected} fields after the keyword, "
+            f"got {len(args)}: {text}"
+        )
+    for k in ((2,) if t in (2, 20) else (2, 3) if t in (3, 9, 22) else ()):
+        if args[k] not in atomic_numbers:
+            raise ValueError(f"{where}: unknown element {args[k]!r} in symfunction_short line: {text}")
+    if t == 2:
+        return {"type": 2, "center": args[0], "e1": args[2], "eta": f(3) / L**2, "rs": f(4) * L, "rc": f(5) * L}
+    if t in (3, 9):
+        rs = f(8) * L if len(args) > 8 else 0.0
+        return {"type": t, "center": args[0], "e1": args[2], "e2": args[3], "eta": f(4) / L**2,
+                "lambda": f(5), "zeta": f(6), "rc": f(7) * L, "rs": rs}
+    if t == 20:
+        return {"type": 20, "center": args[0], "e1": args[2], "rl": f(3) * L, "rc": f(4) * L, "subtype": args[5]}
+    if t == 22:
+        return {"type": 22, "center": args[0], "e1": args[2], "e2": args[3], "rl": f(4) * L, "rc": f(5) * L,
+                "angle_left": f(6), "angle_right": f(7), "subtype": args[8]}
     raise ValueError(
-        f"{path}: symmetry function type {t} is not supported (supported: 2, 3, 9, 20, 22): {' '.join(args)}"
+        f"{where}: symmetry function type {t} is not supported (supported: 2, 3, 9, 20, 22): {text}"
     )
 
 
-def _scaling_mode(settings) -> str:
+def _scaling_mode(settings, path) -> str:
     scale, center = "scale_symmetry_functions" in settings, "center_symmetry_functions" in settings
+    sigma = "scale_symmetry_functions_sigma" in settings
+    if sigma and (scale or center):
+        lines = sorted(n for k in ("scale_symmetry_functions", "center_symmetry_functions",
+                                   "scale_symmetry_functions_sigma") for n, _ in settings.get(k, []))
+        raise ValueError(
+            f"{path}, lines {', '.join(map(str, lines))}: scale_symmetry_functions_sigma together with "
+            "scale_symmetry_functions/center_symmetry_functions is ambiguous; keep one scaling mode"
+        )
     if scale and not center:
         return "scale"
     if center and not scale:
         return "center"
     if scale and center:
         return "scalecenter"
-    if "scale_symmetry_functions_sigma" in settings:
+    if sigma:
         return "sigma"
     return "none"
 
 
-def _read_table(path, ncols, what):
+def _read_table(path, ncols, what, exact=False):
+    """Non-blank, non-comment rows of a table file as ``[(line number, fields)]``."""
     rows = []
     for lineno, raw in enumerate(Path(path).read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         line = raw.split("#", 1)[0].split()
         if not line:
             continue
-        if len(line) < ncols:
-            raise ValueError(f"{path}, line {lineno}: {what} row needs at least {ncols} columns, got {len(line)}")
+        if len(line) < ncols or (exact and len(line) != ncols):
+            need = f"{ncols}" if exact else f"at least {ncols}"
+            raise ValueError(f"{path}, line {lineno}: {what} row needs {need} columns, got {len(line)}")
         rows.append((lineno, line))
     return rows
+
+
+def _read_scaling(path, symbols, n_functions) -> dict:
+    """``scaling.data`` → ``{element: {"min"|"max"|"mean"|"sigma": [value per sorted function]}}``.
+
+    Every row must have the six columns ``e_index sf_index min max mean
+    sigma`` (a missing sigma would silently mean σ = 0), appear once, and
+    together the rows must cover every function of every element.
+    """
+    stats = {e: {k: [None] * n_functions[e] for k in ("min", "max", "mean", "sigma")} for e in symbols}
+    seen: dict[tuple[int, int], int] = {}
+    for lineno, row in _read_table(
+        path, 6, "scaling.data (e_index sf_index sf_min sf_max sf_mean sf_sigma)", exact=True
+    ):
+        where = f"{path}, line {lineno}"
+        ei = _int(row[0], "element index", where)
+        fi = _int(row[1], "function index", where)
+        vals = [_float(x, name, where) for x, name in zip(row[2:6], ("sf_min", "sf_max", "sf_mean", "sf_sigma"))]
+        if not 1 <= ei <= len(symbols) or not 1 <= fi <= n_functions[symbols[ei - 1]]:
+            raise ValueError(f"{where}: element/function index ({ei}, {fi}) out of range")
+        if (ei, fi) in seen:
+            raise ValueError(
+                f"{where}: statistics for element {ei} ({symbols[ei - 1]}), function {fi} "
+                f"already given on line {seen[ei, fi]}"
+            )
+        seen[ei, fi] = lineno
+        for k, v in zip(("min", "max", "mean", "sigma"), vals):
+            stats[symbols[ei - 1]][k][fi - 1] = v
+    for ei, e in enumerate(symbols, 1):
+        missing = [j + 1 for j, v in enumerate(stats[e]["min"]) if v is None]
+        if missing:
+            raise ValueError(
+                f"{path}: no statistics for element {ei} ({e}), function(s) {missing[:10]}"
+                + (" ..." if len(missing) > 10 else "")
+                + f" of {n_functions[e]}"
+            )
+    return stats
+
+
+def _read_weights(path, sizes) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``weights.ZZZ.data`` of a network with layer sizes ``sizes`` → kernels and biases."""
+    kernels = [np.full((a, b), np.nan) for a, b in pairwise(sizes)]
+    biases = [np.full(b, np.nan) for b in sizes[1:]]
+    rows = _read_table(path, 1, "weights")
+    expected = sum(a * b + b for a, b in pairwise(sizes))
+    if len(rows) != expected:
+        raise ValueError(f"{path}: {len(rows)} values but the network {'-'.join(map(str, sizes))} needs {expected}")
+    seen: dict[tuple, int] = {}
+    n_layers = len(kernels)
+    for lineno, row in rows:
+        where = f"{path}, line {lineno}"
+        text = " ".join(row)
+        v = _float(row[0], "weight value", where)
+        if len(row) == 7 and row[1] == "a":
+            ls, ns, le, ne = (_int(x, "layer/neuron index", where) for x in row[3:7])
+            if le != ls + 1 or not 1 <= le <= n_layers:
+                raise ValueError(f"{where}: connection from layer {ls} to layer {le} does not exist: {text}")
+            if not (1 <= ns <= sizes[ls] and 1 <= ne <= sizes[le]):
+                raise ValueError(
+                    f"{where}: neuron index out of range (layer {ls} has {sizes[ls]}, "
+                    f"layer {le} has {sizes[le]} neurons): {text}"
+                )
+            key = ("a", le, ns, ne)
+            target, index = kernels[le - 1], (ns - 1, ne - 1)
+        elif len(row) == 5 and row[1] == "b":
+            le, ne = _int(row[3], "layer index", where), _int(row[4], "neuron index", where)
+            if not 1 <= le <= n_layers or not 1 <= ne <= sizes[le]:
+                raise ValueError(f"{where}: bias of a neuron that does not exist: {text}")
+            key = ("b", le, ne)
+            target, index = biases[le - 1], ne - 1
+        else:
+            raise ValueError(
+                f"{where}: malformed weight line {text} (expected 'value a index l_s n_s l_e n_e' "
+                "or 'value b index l_e n_e')"
+            )
+        if key in seen:
+            raise ValueError(f"{where}: the same weight is already given on line {seen[key]}: {text}")
+        seen[key] = lineno
+        target[index] = v
+    # the count matched and no entry repeats, so every weight and bias is set
+    return kernels, biases
 
 
 def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
@@ -143,7 +280,9 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     (Model, params)
         ``jaxmlp.models.hdnnp`` whose per-atom energy is
         ``energy_unit · (NN_i / conv_energy + mean_energy + atom_energy_Z)``;
-        forces from :mod:`jaxmlp.observables` are in eV/Å.
+        forces from :mod:`jaxmlp.observables` are in eV/Å. ``conv_length``
+        needs no conversion: n2p2 keeps symmetry-function parameters in
+        physical units and the symmetry-function values are unitless.
 
     Raises
     ------
@@ -151,8 +290,13 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
         For a missing directory or file.
     ValueError
         For a 4G (or 3G) potential (charges/electrostatics not supported
-        yet), unsupported symmetry-function types, inconsistent scaling or
-        weight files, and malformed lines (the message names file and line).
+        yet), keywords that change the model but are not implemented
+        (element-specific network sizes or activations), a single-valued
+        keyword given twice, an ambiguous scaling mode, unsupported or
+        malformed symmetry functions, ``scaling.data`` rows without all six
+        columns (a missing sigma would mean σ = 0), repeated or missing
+        ``scaling.data`` rows, and repeated, out-of-range, missing or
+        malformed weights. Messages name the file and the line.
     """
     d = Path(directory)
     if not d.is_dir():
@@ -161,70 +305,88 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     if not (L > 0 and U > 0 and math.isfinite(L) and math.isfinite(U)):
         raise ValueError(f"length_unit and energy_unit must be positive, got {length_unit}, {energy_unit}")
     nn_path = d / "input.nn"
-    s = read_input_nn(nn_path)
-    gen = int(_float(_one(s, "nnp_generation", nn_path, ["2"])[0], "nnp_generation", nn_path))
+    s = _read_settings(nn_path)
+    where, args = _one(s, "nnp_generation", nn_path, ["2"])
+    gen = _int(args[0], "nnp_generation", where)
     if "nnp_type" in s:
-        gen = {"1": 2, "2": 3, "3": 4}.get(_one(s, "nnp_type", nn_path)[0], gen)
+        gen = {"1": 2, "2": 3, "3": 4}.get(_one(s, "nnp_type", nn_path)[1][0], gen)
     if gen == 4:
         raise ValueError(f"{d}: 4G-HDNNP (charges/electrostatics) not supported yet; only 2G potentials can be loaded")
     if gen != 2:
         raise ValueError(f"{d}: nnp_generation {gen} not supported yet; only 2G potentials can be loaded")
-    elements = _one(s, "elements", nn_path)
-    n_el = int(_float(_one(s, "number_of_elements", nn_path)[0], "number_of_elements", nn_path))
+    for key in _SINGLE:
+        if len(s.get(key, [])) > 1:
+            lines = ", ".join(str(n) for n, _ in s[key])
+            raise ValueError(f"{nn_path}, lines {lines}: keyword '{key}' given {len(s[key])} times")
+    for key, what in _UNSUPPORTED.items():
+        if key in s:
+            raise ValueError(f"{nn_path}, line {s[key][0][0]}: '{key}' ({what}) is not supported by load_n2p2")
+    where, elements = _one(s, "elements", nn_path)
+    n_where, n_args = _one(s, "number_of_elements", nn_path)
+    n_el = _int(n_args[0], "number_of_elements", n_where)
     if n_el != len(elements):
-        raise ValueError(f"{nn_path}: number_of_elements = {n_el} but elements lists {len(elements)}: {elements}")
+        raise ValueError(f"{n_where}: number_of_elements = {n_el} but elements lists {len(elements)}: {elements}")
     for e in elements:
-        if e not in atomic_numbers:
-            raise ValueError(f"{nn_path}: unknown element {e!r}")
+        if e not in atomic_numbers or atomic_numbers[e] == 0:
+            raise ValueError(f"{where}: unknown element {e!r}")
+    if len(set(elements)) != len(elements):
+        raise ValueError(f"{where}: elements listed twice: {elements}")
     symbols = sorted(elements, key=lambda e: atomic_numbers[e])
-    ct = _one(s, "cutoff_type", nn_path)
-    cutoff_type = cutoff_type_id(int(_float(ct[0], "cutoff_type", nn_path)))
-    alpha = _float(ct[1], "cutoff alpha", nn_path) if len(ct) > 1 else 0.0
-    hidden = [int(_float(x, "global_nodes_short", nn_path)) for x in _one(s, "global_nodes_short", nn_path)]
-    n_hidden = int(_float(_one(s, "global_hidden_layers_short", nn_path, [str(len(hidden))])[0], "global_hidden_layers_short", nn_path))
-    if n_hidden != len(hidden):
-        raise ValueError(f"{nn_path}: global_hidden_layers_short = {n_hidden} but global_nodes_short lists {hidden}")
-    acts = _one(s, "global_activation_short", nn_path)
+    where, ct = _one(s, "cutoff_type", nn_path)
+    cutoff_type = cutoff_type_id(_int(ct[0], "cutoff_type", where))
+    alpha = _float(ct[1], "cutoff alpha", where) if len(ct) > 1 else 0.0
+    where, args = _one(s, "global_nodes_short", nn_path)
+    hidden = [_int(x, "global_nodes_short", where) for x in args]
+    h_where, args = _one(s, "global_hidden_layers_short", nn_path, [str(len(hidden))])
+    n_hidden = _int(args[0], "global_hidden_layers_short", h_where)
+    if n_hidden != len(hidden) or any(h < 1 for h in hidden):
+        raise ValueError(f"{h_where}: global_hidden_layers_short = {n_hidden} but global_nodes_short lists {hidden}")
+    where, acts = _one(s, "global_activation_short", nn_path)
     if len(acts) != len(hidden) + 1:
-        raise ValueError(f"{nn_path}: global_activation_short needs {len(hidden) + 1} letters, got {acts}")
+        raise ValueError(f"{where}: global_activation_short needs {len(hidden) + 1} letters, got {acts}")
     for a in acts:
         if a not in N2P2_ACTIVATIONS:
-            raise ValueError(f"{nn_path}: unknown activation {a!r}; n2p2 letters are {sorted(N2P2_ACTIVATIONS)}")
+            raise ValueError(f"{where}: unknown activation {a!r}; n2p2 letters are {sorted(N2P2_ACTIVATIONS)}")
     if "symfunction_short" not in s:
         raise ValueError(f"{nn_path}: no symfunction_short lines")
-    functions = [_parse_sf(args, L, nn_path) for args in s["symfunction_short"]]
+    functions = []
+    for lineno, args in s["symfunction_short"]:
+        spec = _parse_sf(args, L, f"{nn_path}, line {lineno}")
+        for key in ("center", "e1", "e2"):
+            if key in spec and spec[key] not in symbols:
+                raise ValueError(
+                    f"{nn_path}, line {lineno}: element {spec[key]!r} of a symfunction_short line "
+                    f"is not in elements {elements}"
+                )
+        functions.append(spec)
     sorted_fns = sort_functions(functions, symbols)
-    mode = _scaling_mode(s)
-    smin = _float(_one(s, "scale_min_short", nn_path, ["0.0"])[0], "scale_min_short", nn_path)
-    smax = _float(_one(s, "scale_max_short", nn_path, ["1.0"])[0], "scale_max_short", nn_path)
-    mean_energy = _float(_one(s, "mean_energy", nn_path, ["0.0"])[0], "mean_energy", nn_path)
-    conv_energy = _float(_one(s, "conv_energy", nn_path, ["1.0"])[0], "conv_energy", nn_path)
+    mode = _scaling_mode(s, nn_path)
+    scalars = {}
+    for key, default in (("scale_min_short", "0.0"), ("scale_max_short", "1.0"), ("mean_energy", "0.0")):
+        where, args = _one(s, key, nn_path, [default])
+        scalars[key] = _float(args[0], key, where)
+    smin, smax, mean_energy = scalars["scale_min_short"], scalars["scale_max_short"], scalars["mean_energy"]
+    c_where, c_args = _one(s, "conv_energy", nn_path, ["1.0"])
+    conv_energy = _float(c_args[0], "conv_energy", c_where)
+    if conv_energy == 0:
+        raise ValueError(f"{c_where}: conv_energy must not be 0")
     atom_energy = {e: 0.0 for e in symbols}
-    for args in s.get("atom_energy", []):
-        if len(args) < 2 or args[0] not in atom_energy:
-            raise ValueError(f"{nn_path}: bad atom_energy line: {' '.join(args)}")
-        atom_energy[args[0]] = _float(args[1], "atom_energy", nn_path)
+    ae_seen: dict[str, int] = {}
+    for lineno, args in s.get("atom_energy", []):
+        where = f"{nn_path}, line {lineno}"
+        if len(args) != 2 or args[0] not in atom_energy:
+            raise ValueError(f"{where}: bad atom_energy line (expected 'atom_energy <element> <E>'): {' '.join(args)}")
+        if args[0] in ae_seen:
+            raise ValueError(f"{where}: atom_energy of {args[0]} already given on line {ae_seen[args[0]]}")
+        ae_seen[args[0]] = lineno
+        atom_energy[args[0]] = _float(args[1], "atom_energy", where)
 
-    # scaling.data
     stats = None
     if mode != "none":
         sc_path = d / "scaling.data"
         if not sc_path.is_file():
             raise FileNotFoundError(f"scaling file not found: {sc_path}")
-        stats = {e: {k: [None] * len(sorted_fns[e]) for k in ("min", "max", "mean", "sigma")} for e in symbols}
-        for lineno, row in _read_table(sc_path, 5, "scaling.data"):
-            try:
-                ei, fi = int(row[0]), int(row[1])
-                vals = [float(x) for x in row[2:6]] + ([] if len(row) > 5 else [0.0])
-            except ValueError:
-                raise ValueError(f"{sc_path}, line {lineno}: non-numeric field in {row}") from None
-            if not 1 <= ei <= len(symbols) or not 1 <= fi <= len(sorted_fns[symbols[ei - 1]]):
-                raise ValueError(f"{sc_path}, line {lineno}: element/function index ({ei}, {fi}) out of range")
-            for k, v in zip(("min", "max", "mean", "sigma"), vals):
-                stats[symbols[ei - 1]][k][fi - 1] = v
-        for e in symbols:
-            if any(v is None for v in stats[e]["min"]):
-                raise ValueError(f"{sc_path}: statistics missing for some functions of element {e}")
+        stats = _read_scaling(sc_path, symbols, {e: len(sorted_fns[e]) for e in symbols})
     scaling = {"mode": mode, "smin": smin, "smax": smax, "stats": stats}
 
     model = hdnnp(
@@ -247,32 +409,7 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
         wpath = d / f"weights.{atomic_numbers[e]:03d}.data"
         if not wpath.is_file():
             raise FileNotFoundError(f"weights file for {e} not found: {wpath}")
-        sizes = [nf] + hidden + [1]
-        kernels = [np.full((a, b), np.nan) for a, b in zip(sizes[:-1], sizes[1:])]
-        biases = [np.full(b, np.nan) for b in sizes[1:]]
-        rows = _read_table(wpath, 1, "weights")
-        expected = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        if len(rows) != expected:
-            raise ValueError(
-                f"{wpath}: {len(rows)} values but the network {'-'.join(map(str, sizes))} needs {expected}"
-            )
-        for lineno, row in rows:
-            try:
-                v = float(row[0])
-                if len(row) >= 7 and row[1] == "a":
-                    ls, ns, le, ne = (int(x) for x in row[3:7])
-                    if le != ls + 1 or not 1 <= le <= len(kernels):
-                        raise ValueError
-                    kernels[le - 1][ns - 1, ne - 1] = v
-                elif len(row) >= 5 and row[1] == "b":
-                    le, ne = int(row[3]), int(row[4])
-                    biases[le - 1][ne - 1] = v
-                else:
-                    raise ValueError
-            except (ValueError, IndexError):
-                raise ValueError(f"{wpath}, line {lineno}: malformed weight line {' '.join(row)}") from None
-        if any(np.isnan(k).any() for k in kernels) or any(np.isnan(b).any() for b in biases):
-            raise ValueError(f"{wpath}: some weights or biases are missing")
+        kernels, biases = _read_weights(wpath, [nf] + hidden + [1])
         networks[e] = {
             f"layer_{k}": {"kernel": jnp.asarray(w, dtype), "bias": jnp.asarray(b, dtype)}
             for k, (w, b) in enumerate(zip(kernels, biases))
@@ -284,16 +421,8 @@ def _fmt(x: float) -> str:
     return f"{float(x):.17E}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
@@ -373,7 +502,7 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
                 body = (f"{f['e1']} {f['e2']} {_fmt(f['rl'] / L)} {_fmt(f['rc'] / L)} {_fmt(f['angle_left'])} "
                         f"{_fmt(f['angle_right'])} {f['subtype']}")
             lines.append(f"symfunction_short {e} {t} {body}")
-    _atomic_write_text(d / "input.nn", "\n".join(lines) + "\n")
+    _write_text(d / "input.nn", "\n".join(lines) + "\n")
 
     stats = scaling.get("stats")
     rows = ["# e_index sf_index sf_min sf_max sf_mean sf_sigma (written by jaxmlp)"]
@@ -381,7 +510,7 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
         for j in range(len(fns[e])):
             vals = [stats[e][k][j] for k in ("min", "max", "mean", "sigma")] if stats else [0.0, 1.0, 0.0, 1.0]
             rows.append(f"{i:10d} {j + 1:10d} " + " ".join(_fmt(v) for v in vals))
-    _atomic_write_text(d / "scaling.data", "\n".join(rows) + "\n")
+    _write_text(d / "scaling.data", "\n".join(rows) + "\n")
 
     for e in symbols:
         net = params["networks"][e]
@@ -399,4 +528,4 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
                 out.append(f"{_fmt(b[c])} b {idx:9d} {k + 1:5d} {c + 1:5d}")
                 idx += 1
             k += 1
-        _atomic_write_text(d / f"weights.{atomic_numbers[e]:03d}.data", "\n".join(out) + "\n")
+        _write_text(d / f"weights.{atomic_numbers[e]:03d}.data", "\n".join(out) + "\n")

@@ -1,10 +1,13 @@
 """ASE calculator for any jaxmlp model.
 
-Energies, forces and stress come from :mod:`jaxmlp.observables` (one jitted
-function per model); the graph is rebuilt only when the atoms moved more
-than half the skin, the cell, pbc or the atomic numbers changed, so MD and
-optimisations re-use the neighbour list (built with ``cutoff + skin``; the
-model masks pairs beyond its own cutoff).
+Energy, per-atom energies, forces and stress come from one jitted function
+and one forward/backward pass; the graph is rebuilt only when the atoms moved
+more than half the skin, the cell, pbc or the atomic numbers changed, so MD
+and optimisations re-use the neighbour list (built with ``cutoff + skin``;
+the model masks pairs beyond its own cutoff).  Each graph is padded to
+buckets (:func:`jaxmlp.graph.grow_buckets`) that only grow, geometrically, so
+a rebuilt neighbour list with a few more or fewer edges re-uses the compiled
+function instead of compiling a new one.
 """
 
 from __future__ import annotations
@@ -18,22 +21,39 @@ from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from . import observables
-from .graph import atoms_to_graph, validate
+from .graph import atoms_to_graph, batch_graphs, grow_buckets, node_graph_index, validate
 from .models.base import check_elements
 
 __all__ = ["Calculator"]
 
 
-@partial(jax.jit, static_argnums=0)
-def _efs(model, params, graph):
-    e, f, s = observables.energy_forces_stress(model, params, graph)
-    return e, f, s, observables.per_atom_energies(model, params, graph)
+def _strained_per_atom(strain, positions, model, params, graph):
+    """``(E_total, per-atom energies [N])`` with graph g deformed by ``I + strain[g]``."""
+    deform = jnp.eye(3, dtype=positions.dtype) + strain
+    pos = jnp.einsum("ni,nij->nj", positions, deform[node_graph_index(graph)])
+    cell = jnp.einsum("gij,gjk->gik", graph.globals["cell"].astype(positions.dtype), deform)
+    g = graph._replace(nodes={**graph.nodes, "positions": pos}, globals={**graph.globals, "cell": cell})
+    ea = observables.per_atom_energies(model, params, g)
+    return jnp.sum(ea), ea
 
 
 @partial(jax.jit, static_argnums=0)
-def _ef(model, params, graph):
-    e, f = observables.energy_and_forces(model, params, graph)
-    return e, f, observables.per_atom_energies(model, params, graph)
+def _evaluate(model, params, graph):
+    """Energy of graph 0, per-atom energies ``[N]``, forces ``[N, 3]``, stress ``[6]``.
+
+    One forward and one backward pass: the gradient with respect to a zero
+    strain gives the virial (``σ = (1/V) ∂E/∂ε``, ASE sign, Voigt order; only
+    meaningful for a 3-D periodic cell) alongside ``F = −∂E/∂R``.  Matches
+    :func:`jaxmlp.observables.energy_forces_stress` and
+    :func:`jaxmlp.observables.per_atom_energies` (tested).
+    """
+    R = graph.nodes["positions"]
+    strain = jnp.zeros((graph.n_node.shape[0], 3, 3), R.dtype)
+    (g_strain, g_pos), ea = jax.grad(_strained_per_atom, argnums=(0, 1), has_aux=True)(strain, R, model, params, graph)
+    sym = 0.5 * (g_strain[0] + g_strain[0].T)
+    sigma = sym / jnp.abs(jnp.linalg.det(graph.globals["cell"][0].astype(R.dtype)))
+    voigt = jnp.stack([sigma[0, 0], sigma[1, 1], sigma[2, 2], sigma[1, 2], sigma[0, 2], sigma[0, 1]])
+    return jnp.sum(ea), ea, -g_pos, voigt
 
 
 class Calculator(_ASECalculator):
@@ -69,8 +89,9 @@ class Calculator(_ASECalculator):
         self.model, self.params = model, params
         self.graph_cutoff = cutoff
         self.skin = float(skin)
-        self._graph = None
+        self._graph = None  # padded to self.buckets; atoms first, then padding
         self._ref = None  # (positions, cell, pbc, numbers) when the graph was built
+        self.buckets = None  # jaxmlp.graph.Buckets of the current graph
         self.n_graph_builds = 0
 
     # -- graph management -------------------------------------------------
@@ -86,16 +107,30 @@ class Calculator(_ASECalculator):
         return bool(disp.max(initial=0.0) > 0.5 * self.skin)
 
     def graph_for(self, atoms):
-        """The (cached) graph of ``atoms`` with current positions."""
+        """The (cached) padded graph of ``atoms`` with current positions.
+
+        Graph 0 holds the ``N`` atoms (nodes ``0..N-1``); the rest is inert
+        padding (:func:`jaxmlp.graph.batch_graphs`).  The node bucket is
+        ``N + 1``; the edge and triplet buckets grow geometrically and never
+        shrink while the atom count stays the same.
+        """
         if self._needs_rebuild(atoms):
             check_elements(self.model, atoms.numbers)
-            self._graph = atoms_to_graph(atoms, self.graph_cutoff + self.skin, triplets=self.model.needs_triplets)
+            graph = atoms_to_graph(atoms, self.graph_cutoff + self.skin, triplets=self.model.needs_triplets)
+            current = self.buckets
+            if current is not None and current.n_node != len(atoms) + 1:
+                current = None  # a different system: start a new ladder
+            # the atom count is fixed between rebuilds: one padding node keeps
+            # the Hessian only 3 rows larger than 3N
+            self.buckets = grow_buckets([graph], current)._replace(n_node=len(atoms) + 1)
+            self._graph = batch_graphs([graph], self.buckets)
             self._ref = (atoms.positions.copy(), atoms.cell.array.copy(), atoms.pbc.copy(), atoms.numbers.copy())
             self.n_graph_builds += 1
         else:
             validate(atoms)
-        nodes = {**self._graph.nodes, "positions": np.asarray(atoms.positions, np.float64)}
-        return self._graph._replace(nodes=nodes)
+        positions = np.array(self._graph.nodes["positions"])
+        positions[: len(atoms)] = atoms.positions
+        return self._graph._replace(nodes={**self._graph.nodes, "positions": positions})
 
     # -- ASE interface ------------------------------------------------------
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
@@ -104,15 +139,14 @@ class Calculator(_ASECalculator):
         periodic = bool(self.atoms.pbc.all()) and self.atoms.cell.rank == 3
         if "stress" in properties and not periodic:
             raise PropertyNotImplementedError("stress needs a 3-D periodic cell")
+        n = len(self.atoms)
+        e, ea, f, s = _evaluate(self.model, self.params, graph)
         if periodic:
-            e, f, s, ea = _efs(self.model, self.params, graph)
-            self.results["stress"] = np.asarray(s[0], np.float64)
-        else:
-            e, f, ea = _ef(self.model, self.params, graph)
-        self.results["energy"] = float(e[0])
-        self.results["free_energy"] = float(e[0])
-        self.results["forces"] = np.asarray(f, np.float64)
-        self.results["energies"] = np.asarray(ea, np.float64)
+            self.results["stress"] = np.asarray(s, np.float64)
+        self.results["energy"] = float(e)
+        self.results["free_energy"] = float(e)
+        self.results["forces"] = np.asarray(f, np.float64)[:n]
+        self.results["energies"] = np.asarray(ea, np.float64)[:n]
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """Analytic Hessian ``[3N, 3N]`` eV/Å² (atom-major, ``3·A + α``)."""
@@ -120,4 +154,5 @@ class Calculator(_ASECalculator):
         if atoms is None:
             raise ValueError("get_hessian needs atoms")
         graph = self.graph_for(atoms)
-        return np.asarray(observables.hessian(self.model, self.params, graph), np.float64)
+        m = 3 * len(atoms)
+        return np.asarray(observables.hessian(self.model, self.params, graph), np.float64)[:m, :m]

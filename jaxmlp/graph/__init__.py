@@ -3,7 +3,7 @@
 from .build import atoms_to_graph, build_triplets
 from .neighbours import NeighbourList, max_degree, neighbour_list
 from .ops import edge_graph_index, edge_vectors, node_graph_index, safe_norm, sum_per_graph
-from .padding import Buckets, batch_graphs, suggest_buckets
+from .padding import Buckets, batch_graphs, grow_buckets, suggest_buckets
 from .validation import validate
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "Buckets",
     "batch_graphs",
     "suggest_buckets",
+    "grow_buckets",
     "validate",
 ]

@@ -17,12 +17,13 @@ An overflowing bucket raises ``ValueError``; nothing is truncated.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import jraph
 import numpy as np
 
-__all__ = ["Buckets", "batch_graphs", "suggest_buckets"]
+__all__ = ["Buckets", "batch_graphs", "suggest_buckets", "grow_buckets"]
 
 PAD_CELL = 1000.0
 
@@ -68,6 +69,44 @@ def suggest_buckets(graphs: Sequence[jraph.GraphsTuple], batch_size: int = 1) ->
         n_edge=_round_up(edges + 2),
         n_graph=k + 1,
         n_triplet=_round_up(trips) if trips > 0 else 0,
+    )
+
+
+def grow_buckets(graphs: Sequence[jraph.GraphsTuple], current: Buckets | None = None, headroom: float = 1.2) -> Buckets:
+    """Buckets that hold ``graphs`` in one batch, re-using ``current`` where it fits.
+
+    For a stream of changing graphs (an MD run whose neighbour list is
+    rebuilt): a size that still fits keeps its bucket, so ``jit`` re-uses the
+    compiled program; one that overflows grows to the next ladder size
+    (×1.33–1.5) above ``headroom`` times the need, so sizes that creep upward
+    re-bucket only a logarithmic number of times.  Buckets never shrink.
+    """
+    graphs = list(graphs)
+    if not graphs:
+        raise ValueError("grow_buckets needs at least one graph")
+    if headroom < 1:
+        raise ValueError(f"headroom must be >= 1, got {headroom}")
+    need = Buckets(
+        n_node=sum(int(np.sum(g.n_node)) for g in graphs) + 1,
+        n_edge=sum(int(np.sum(g.n_edge)) for g in graphs) + 2,
+        n_graph=sum(len(g.n_node) for g in graphs) + 1,
+        n_triplet=sum(len(g.globals["triplets"]) for g in graphs),
+    )
+    if current is None:
+        current = Buckets(0, 0, 0, 0)
+
+    def fit(have, want, ladder=True):
+        if want <= have:
+            return have
+        if want == 0:
+            return 0
+        return _round_up(math.ceil(headroom * want)) if ladder else want
+
+    return Buckets(
+        n_node=fit(current.n_node, need.n_node),
+        n_edge=fit(current.n_edge, need.n_edge),
+        n_graph=fit(current.n_graph, need.n_graph, ladder=False),
+        n_triplet=fit(current.n_triplet, need.n_triplet),
     )
 
 

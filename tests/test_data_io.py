@@ -122,6 +122,68 @@ PRIMCOORD
     np.testing.assert_allclose(hartree.get_forces(), atoms.get_forces() * Hartree, rtol=1e-14)
 
 
+def _first(lines, prefix, start=0):
+    """1-based number of the first line at or after index ``start`` that starts with ``prefix``."""
+    return next(k for k in range(start, len(lines)) if lines[k].strip().startswith(prefix)) + 1
+
+
+def _xsf_edit(prefix, offset, change, error_offset=None):
+    """Edit the line ``offset`` after the first line starting with ``prefix``.
+
+    Returns ``edit(lines) -> line number the error must name`` (``offset``,
+    or ``error_offset`` after the same line).
+    """
+
+    def edit(lines):
+        k = _first(lines, prefix) - 1 + offset
+        lines[k] = change(lines[k].split())
+        return k + 1 - offset + (offset if error_offset is None else error_offset)
+
+    return edit
+
+
+def _field(k, value):
+    return lambda f: " ".join(f[:k] + [value] + f[k + 1 :])
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_xsf_edit("PRIMCOORD", 3, _field(2, "abc")), "atom line of frame 0: 'abc' is not a number"),
+        (_xsf_edit("PRIMCOORD", 2, lambda f: " ".join(f[:5])), "atom line of frame 0 has 5 fields"),
+        (_xsf_edit("PRIMCOORD", 2, _field(0, "Xx")), "unknown element 'Xx'"),
+        (_xsf_edit("PRIMVEC", 2, lambda f: " ".join(f[:2])), "PRIMVEC vector needs 3 numbers"),
+        # 7 atoms declared, 8 lines follow: ASE would silently drop the last atom of the last frame
+        (_xsf_edit("PRIMCOORD", 1, lambda f: "7 1", error_offset=9), "declares 7 atoms"),
+        (_xsf_edit("PRIMCOORD", 1, lambda f: "0 1"), "frame 0 has no atoms"),
+        # an ANIMSTEPS count below the frames: ASE would silently read only the first ones
+        (_xsf_edit("ANIMSTEPS", 0, lambda f: "ANIMSTEPS 1"), "ANIMSTEPS 1 but the file holds 2 frame(s)"),
+        (_xsf_edit("ANIMSTEPS", 0, lambda f: "ANIMSTEPS 3"), "ANIMSTEPS 3 but the file holds 2 frame(s)"),
+        (_xsf_edit("CRYSTAL", 0, lambda f: "MOLECULE"), "expected CRYSTAL, SLAB, POLYMER or ATOMS"),
+    ],
+)
+def test_malformed_xsf_names_the_line(tmp_path, frames, edit, message):
+    path = tmp_path / "bad.xsf"
+    write(path, frames[:2])  # two periodic frames of 8 Cu atoms with forces
+    lines = path.read_text().splitlines()
+    assert lines[_first(lines, "PRIMCOORD")].split() == ["8", "1"]
+    line_no = edit(lines)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError) as info:
+        read(path)
+    assert f"{path}, line {line_no}:" in str(info.value), str(info.value)
+    assert message in str(info.value), str(info.value)
+
+
+def test_xsf_several_frames_without_animsteps_are_refused(tmp_path, frames):
+    path = tmp_path / "two.xsf"
+    write(path, frames[:2])
+    lines = [s for s in path.read_text().splitlines() if not s.startswith("ANIMSTEPS")]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match="2 frames but no ANIMSTEPS line"):
+        read(path)
+
+
 @pytest.mark.parametrize("length_unit, energy_unit", [(1.0, 1.0), (Bohr, Hartree)])
 def test_n2p2_round_trip(tmp_path, frames, length_unit, energy_unit):
     frames[0].info["comment"] = "first structure"

@@ -158,3 +158,39 @@ def test_paper_model_systems_groups(shared_dir):
         for b in frag.saturating:
             j = int(np.flatnonzero(frag.parent_indices == frag.arrays["cap_bonded_to"][b])[0])
             assert np.linalg.norm(frag.positions[b] - frag.positions[j]) == pytest.approx(1.05)
+
+
+def _brute_force_sphere(atoms, center, radius, m=8):
+    """(atom, image) pairs within ``radius`` of ``center``: explicit loop over ±m cells per periodic axis."""
+    import itertools
+
+    cell = np.where(atoms.pbc[:, None], atoms.cell.array, 0.0)
+    R = atoms.positions
+    out = set()
+    ranges = [range(-m, m + 1) if p else range(1) for p in atoms.pbc]
+    for s in itertools.product(*ranges):
+        d = np.linalg.norm(R + np.asarray(s) @ cell - R[center], axis=1)
+        out |= {(int(b), s) for b in np.flatnonzero(d < radius)}
+    return out
+
+
+@pytest.mark.parametrize("third", ["zero", "vacuum"])
+def test_2d_periodic_sphere_matches_brute_force(third):
+    """Graphene with a zero third cell vector used to lose atoms (148 of 169 at 12 Å)."""
+    from ase.build import graphene
+
+    sheet = graphene(size=(2, 2, 1), vacuum=None if third == "zero" else 7.5)
+    sheet.pbc = (True, True, False)
+    if third == "zero":
+        sheet.cell[2] = 0.0
+    assert np.allclose(sheet.cell[2], 0.0) == (third == "zero")
+    radius = 12.0
+    frag = cut(sheet, 0, radius, keep_whole=False)
+    heavy = frag.parent_indices >= 0
+    expected = _brute_force_sphere(sheet, 0, radius)
+    assert int(heavy.sum()) == len(expected) == 169
+    # the same atoms at the same (unwrapped) places
+    R = sheet.positions
+    want = sorted(tuple(np.round(R[b] + np.asarray(s) @ sheet.cell.array, 6)) for b, s in expected)
+    got = sorted(tuple(np.round(p, 6)) for p in frag.positions[heavy])
+    np.testing.assert_allclose(got, want, atol=1e-6)

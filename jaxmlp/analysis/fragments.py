@@ -26,7 +26,6 @@ and the Hessian group matrices ``G`` / ``G′`` of the excluded atoms.
 
 from __future__ import annotations
 
-import itertools
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -326,20 +325,13 @@ def cut(
         for m in g:
             member_of.setdefault(m, []).append(k)
 
-    # 1. atoms (with image shifts) inside the sphere
-    ranges = []
-    if pbc.any():
-        vol = abs(np.linalg.det(np.where(pbc[:, None], atoms.cell.array, np.eye(3))))
-        cross = np.cross(np.roll(atoms.cell.array, -1, 0), np.roll(atoms.cell.array, -2, 0))
-        dist = vol / np.maximum(np.linalg.norm(cross, axis=1), 1e-12)
-    for k in range(3):
-        m = int(np.ceil(radius / dist[k])) + 1 if pbc[k] else 0
-        ranges.append(range(-m, m + 1))
-    nodes = set()
-    for s in itertools.product(*ranges):
-        d = np.linalg.norm(R + np.asarray(s) @ cell - R[center], axis=1)
-        for b in np.flatnonzero(d < radius):
-            nodes.add((int(b), s))
+    # 1. atoms (with image shifts) inside the sphere, from the neighbour list
+    #    (any cell: triclinic, 2-D with a zero third vector, smaller than the radius)
+    from ..graph.neighbours import neighbour_list
+
+    nl = neighbour_list(R, cell, pbc, radius)
+    near = nl.centres == center
+    nodes = {(int(b), tuple(int(x) for x in s)) for b, s in zip(nl.neighbours[near], nl.offsets[near])}
     terminal = np.array([len(adj[a]) == 1 for a in range(n)])
     zero = (0, 0, 0)
     nodes = {(b, s) for b, s in nodes if not terminal[b] or (b, s) == (center, zero)}

@@ -61,3 +61,128 @@ def test_manager_errors(tmp_path):
     state, meta = mgr.restore({"x": np.zeros(3)})
     np.testing.assert_array_equal(state["x"], [0.0, 1.0, 2.0])
     assert meta == {"note": "hi"}
+
+
+def _two_epochs(tmp_path, name="run"):
+    tr, va = _sets()
+    model = morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5)
+    cfg = TrainConfig(loss="forces", epochs=2, batch_size=7, learning_rate=0.01, schedule="constant",
+                      checkpoint_dir=str(tmp_path / name))
+    params, hist = train(model, tr, va, cfg)
+    return tr, va, model, cfg, params, hist
+
+
+def test_resume_refuses_another_run(tmp_path):
+    tr, va, model, cfg, params, hist = _two_epochs(tmp_path)
+    more = cfg.replace(epochs=3)  # a constant schedule does not depend on epochs: continuing is allowed
+    cases = [
+        (morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.4), tr, va, more, r"model\.config\.cutoff: checkpoint 3\.5, now 3\.4"),
+        (model, tr[1:], va, more, "train_data: other structures"),
+        (model, tr.with_weight(np.arange(1.0, 8.0)), va, more, "train_data"),
+        (model, tr, None, more, "valid_data"),
+        (model, tr, va, more.replace(learning_rate=0.02), r"training\.learning_rate: checkpoint 0\.01, now 0\.02"),
+        (model, tr, va, more.replace(seed=1, kappa=0.2), r"training\.kappa(.|\n)*training\.seed"),
+    ]
+    for m, a, b, c, match in cases:
+        with pytest.raises(ValueError, match=match) as info:
+            train(m, a, b, c)
+        assert "resume='force'" in str(info.value)
+    # nothing was overwritten by the refused runs
+    assert CheckpointManager(cfg.checkpoint_dir).latest_step == 2
+    # the same run with more epochs continues; "force" continues another run on purpose
+    _, h3 = train(model, tr, va, more)
+    assert [h["epoch"] for h in h3] == [1, 2, 3] and h3[:2] == hist
+    forced = more.replace(epochs=4, learning_rate=0.02, resume="force")
+    _, h4 = train(model, tr, va, forced)
+    assert [h["epoch"] for h in h4] == [1, 2, 3, 4] and h4[:3] == h3
+    assert h4[-1]["learning_rate"] == 0.02
+
+
+def test_resume_checkpoint_without_fingerprint_is_refused(tmp_path):
+    from jaxmlp.training import make_optimiser
+
+    tr, va, model, cfg, params, hist = _two_epochs(tmp_path)
+    start = model.init(None)
+    target = {"params": start, "opt_state": make_optimiser(cfg, 1).init(start), "best_params": start,
+              "best_valid": np.asarray(np.inf), "epoch": np.asarray(0), "bad_epochs": np.asarray(0)}
+    state, meta = CheckpointManager(cfg.checkpoint_dir).restore(target)
+    assert meta["fingerprint"]["training"]["learning_rate"] == 0.01
+    old = CheckpointManager(tmp_path / "old")
+    old.save(2, state, {"history": hist, "stopped": False})  # metadata as an older version wrote it
+    old.close()
+    run = cfg.replace(epochs=3, checkpoint_dir=str(tmp_path / "old"))
+    with pytest.raises(ValueError, match="no run fingerprint"):
+        train(model, tr, va, run)
+    _, h3 = train(model, tr, va, run.replace(resume="force"))
+    assert [h["epoch"] for h in h3] == [1, 2, 3]
+
+
+def test_mismatching_tree_is_a_clear_error(tmp_path):
+    mgr = CheckpointManager(tmp_path / "c")
+    mgr.save(1, {"w": np.zeros((2, 3)), "b": np.zeros(3)}, {})
+    with pytest.raises(ValueError, match=r"does not fit(.|\n)*shape \(2, 3\) in the checkpoint, \(4, 3\) now"):
+        mgr.restore({"w": np.zeros((4, 3)), "b": np.zeros(3)})
+    with pytest.raises(ValueError, match="does not fit"):
+        mgr.restore({"w": np.zeros((2, 3)), "c": np.zeros(3)})
+    state, _ = mgr.restore({"w": np.ones((2, 3)), "b": np.ones(3)})
+    assert np.array_equal(state["w"], np.zeros((2, 3)))
+
+
+def test_checkpoint_every_and_keep(tmp_path):
+    tr, va = _sets()
+    model = morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5)
+    run = TrainConfig(loss="energy", epochs=5, batch_size=7, learning_rate=0.01, schedule="constant",
+                      checkpoint_dir=str(tmp_path / "k"), checkpoint_every=2, keep_checkpoints=2)
+    seen = []
+
+    def steps(epoch, record):
+        seen.append((epoch, sorted(int(n) for n in os.listdir(run.checkpoint_dir) if n.isdigit())))
+
+    train(model, tr, va, run, callback=steps)
+    # written after epochs 2, 4 and the last one (5); only the newest two are kept
+    assert seen == [(1, []), (2, [2]), (3, [2]), (4, [2, 4]), (5, [4, 5])]
+
+
+def _tiny_hdnnp():
+    import jax
+
+    from jaxmlp.descriptors import angular_set, radial_grid
+    from jaxmlp.models import hdnnp
+
+    sf = radial_grid(["Ar"], 3.5, 2) + angular_set(["Ar"], 3.5, etas=(0.0,), zetas=(1.0,), lambdas=(1.0,))
+    return hdnnp(["Ar"], sf, hidden=(4,)), jax.random.PRNGKey(3)
+
+
+def _tiny_mlace():
+    import jax
+
+    from jaxmlp.models import mlace
+
+    model = mlace(["Ar"], cutoff=3.5, n_layers=2, max_body_order=2, l_max=(0, 1), n_max=(2, 2), k_max=2, n_radial=3)
+    return model, jax.random.PRNGKey(4)
+
+
+@pytest.mark.parametrize("make", [_tiny_hdnnp, _tiny_mlace])
+def test_round_trip_of_network_states(tmp_path, make):
+    import jax
+    import jaxmlp
+    import optax
+
+    model, key = make()
+    atoms = morse_frames([5])[0]
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
+    params = model.init(key, g)
+    opt = optax.adam(1e-3)
+    opt_state = opt.init(params)
+    grads = jax.tree.map(lambda x: np.cos(np.asarray(x)) + 0.5, params)
+    _, opt_state = opt.update(grads, opt_state, params)  # non-trivial moments
+    state = {"params": params, "opt_state": opt_state, "epoch": np.asarray(7)}
+    mgr = CheckpointManager(tmp_path / "n")
+    mgr.save(7, state, {"model": model.name})
+    fresh = {"params": model.init(jax.random.PRNGKey(99), g), "opt_state": opt.init(params), "epoch": np.asarray(0)}
+    back, meta = mgr.restore(fresh)
+    assert meta == {"model": model.name}
+    assert jax.tree.structure(back) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(state)):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

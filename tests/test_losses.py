@@ -41,10 +41,28 @@ def _batch(ds, buckets=None):
     return next(ds.batches(3.0, buckets=buckets, batch_size=len(ds), shuffle=False))
 
 
+def _rho(x, variant, hd):
+    """The residual penalties written out by hand (not the module's ``penalty``)."""
+    x = np.asarray(x, float)
+    if variant == "mse":
+        return x**2
+    if variant == "mae":
+        return np.abs(x)
+    return np.where(np.abs(x) <= hd, x**2, 2 * hd * np.abs(x) - hd**2)  # Huber ×2: C¹ at |x| = hd
+
+
+def _force_residuals(ds):
+    out = []
+    for k in range(len(ds)):
+        g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(ds[k], 3.0)], ONE)
+        out.append(np.asarray(jef(MODEL, PARAMS, g)[1])[: len(ds[k])] - ds.forces[k])
+    return np.concatenate(out).ravel()
+
+
 def _reference(ds, kappa, variant="mse", hd=0.1):
     """Loss evaluated structure by structure with the ASE-equivalent model."""
     num = den = 0.0
-    rho = lambda x: np.asarray(penalty(jnp.asarray(x), variant, hd))
+    rho = lambda x: _rho(x, variant, hd)
     for k in range(len(ds)):
         g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(ds[k], 3.0)], ONE)
         e, f = jef(MODEL, PARAMS, g)
@@ -59,10 +77,15 @@ def _reference(ds, kappa, variant="mse", hd=0.1):
 @pytest.mark.parametrize("variant", ["mse", "mae", "huber"])
 def test_value_matches_per_structure_reference(dataset, variant):
     b = _batch(dataset)
-    assert float(jloss(MODEL, PARAMS, b, kind="forces", kappa=0.3, variant=variant)) == pytest.approx(
-        _reference(dataset, 0.3, variant), rel=1e-10)
-    assert float(jloss(MODEL, PARAMS, b, kind="energy", variant=variant)) == pytest.approx(
-        _reference(dataset, 0.0, variant), rel=1e-10)
+    # Huber's δ at the median force residual: half the components on each side of it
+    hd = float(np.median(np.abs(_force_residuals(dataset)))) if variant == "huber" else 0.1
+    if variant == "huber":
+        r = np.abs(_force_residuals(dataset))
+        assert (r < 0.9 * hd).sum() > 10 and (r > 1.1 * hd).sum() > 10
+    assert float(jloss(MODEL, PARAMS, b, kind="forces", kappa=0.3, variant=variant, huber_delta=hd)) == pytest.approx(
+        _reference(dataset, 0.3, variant, hd), rel=1e-10)
+    assert float(jloss(MODEL, PARAMS, b, kind="energy", variant=variant, huber_delta=hd)) == pytest.approx(
+        _reference(dataset, 0.0, variant, hd), rel=1e-10)
     if variant == "mse":  # the public convenience wrappers, eager
         assert float(force_loss(MODEL, PARAMS, b, kappa=0.3)) == pytest.approx(_reference(dataset, 0.3), rel=1e-10)
         assert float(energy_loss(MODEL, PARAMS, b)) == pytest.approx(_reference(dataset, 0.0), rel=1e-10)
@@ -73,6 +96,48 @@ def test_exact_model_has_zero_loss(dataset):
     exact = {"epsilon": jnp.asarray(1.0), "sigma": jnp.asarray(1.0)}
     assert float(jloss(MODEL, exact, b, kind="forces", kappa=0.5, stress_weight=1.0)) < 1e-20
     assert float(stress_loss(MODEL, exact, b)) < 1e-20
+
+
+def test_penalty_by_hand():
+    x = np.array([-0.5, -0.1, -0.03, 0.0, 0.02, 0.1, 0.7])
+    for variant in ("mse", "mae", "huber"):
+        np.testing.assert_allclose(np.asarray(penalty(jnp.asarray(x), variant, 0.1)), _rho(x, variant, 0.1), rtol=1e-15)
+    # the two Huber branches meet with equal value and slope at |x| = δ
+    np.testing.assert_allclose(np.asarray(penalty(jnp.asarray([0.7]), "huber", 0.1)), [2 * 0.1 * 0.7 - 0.01])
+    slope = jax.grad(lambda t: penalty(t, "huber", 0.1))
+    assert float(slope(0.1 - 1e-9)) == pytest.approx(float(slope(0.1 + 1e-9)), rel=1e-6)
+
+
+def test_stress_loss_at_wrong_parameters_matches_ase(dataset):
+    # ASE's smooth LJ at the model's (wrong) parameters gives σ_pred independently of jaxmlp
+    ref = LennardJones(sigma=1.05, epsilon=0.8, rc=3.0, smooth=True, ro=0.66 * 3.0)
+    s_pred = []
+    for k in range(len(dataset)):
+        a = dataset[k]
+        a.calc = ref
+        s_pred.append(a.get_stress())
+    s_pred = np.array(s_pred)
+    mask = np.array([True, False, True])
+    ds = data.Dataset(dataset.structures, dataset.energy, dataset.forces, dataset.stress, dataset.weight, mask)
+    per = np.mean((s_pred - dataset.stress) ** 2, axis=1)
+    assert per.min() > 1e-6  # wrong parameters: a real stress error on every structure
+    w = dataset.weight
+    expect = np.sum((w * per)[mask]) / np.sum(w[mask])
+    b = _batch(ds)
+    assert float(stress_loss(MODEL, PARAMS, b)) == pytest.approx(expect, rel=1e-10)
+    # the masked structure is ignored: a wild label there changes nothing
+    wild = np.array(dataset.stress)
+    wild[1] += 10.0
+    bw = _batch(data.Dataset(dataset.structures, dataset.energy, dataset.forces, wild, dataset.weight, mask))
+    assert float(stress_loss(MODEL, PARAMS, bw)) == pytest.approx(expect, rel=1e-10)
+    # in the combined loss the stress term is weighted by all structures' weights
+    e_only = float(jloss(MODEL, PARAMS, b, kind="energy"))
+    total = float(jloss(MODEL, PARAMS, b, kind="energy", stress_weight=2.0))
+    assert total - e_only == pytest.approx(2.0 * np.sum((w * per)[mask]) / np.sum(w), rel=1e-9)
+    # Huber on stress, by hand
+    hd = float(np.median(np.abs(s_pred - dataset.stress)))
+    expect_h = np.sum((w * np.mean(_rho(s_pred - dataset.stress, "huber", hd), axis=1))[mask]) / np.sum(w[mask])
+    assert float(stress_loss(MODEL, PARAMS, b, variant="huber", huber_delta=hd)) == pytest.approx(expect_h, rel=1e-10)
 
 
 def test_padding_and_batching_invariance(dataset):

@@ -461,7 +461,15 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
     if params is None:
         first = next(train_set.batches(cutoff, buckets=buckets, batch_size=per_dev, shuffle=False, triplets=trip))
         params = model.init(k_init, jax.tree.map(jnp.asarray, first.graph))
-    step_key = tuple(getattr(config, f) for f in _STEP_FIELDS)
+    # settings the compiled steps do not depend on are normalised so that those runs share programs
+    if config.optimiser == "lbfgs":
+        step_config = config.replace(learning_rate=1e-3, schedule="constant", decay_rate=0.1, warmup_epochs=0,
+                                     grad_clip=None, epochs=1)
+    else:
+        step_config = config if config.schedule == "cosine" else config.replace(epochs=1)
+    if config.schedule == "constant":
+        step_config = step_config.replace(decay_rate=0.1)
+    step_key = tuple(getattr(step_config, f) for f in _STEP_FIELDS)
     optimiser, train_step, eval_step = _compiled_steps(model, step_key, steps_per_epoch, mesh)
     opt_state = optimiser.init(params)
     lr_at = learning_rate_schedule(config, steps_per_epoch) if config.optimiser == "adam" else None

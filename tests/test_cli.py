@@ -20,7 +20,7 @@ from jaxmlp.bench.cli import COMMANDS, build_parser, main
 
 # Published Morse parameters for Cu (Girifalco & Weizer 1959), typed here
 # independently of the CLI's table.
-CU_MORSE = dict(D=0.3429, alpha=1.3588, r0=2.866)
+CU_MORSE = {"D": 0.3429, "alpha": 1.3588, "r0": 2.866}
 
 
 def run(tmp_path, *args):

@@ -23,7 +23,7 @@ from . import config, studies
 from .common import CLIError
 from .factory import MODEL_KINDS
 
-__all__ = ["main", "build_parser", "COMMANDS"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands: name -> ``run(args, out) -> dict`` (``dict["files"]``: the paths written).
 COMMANDS = {

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import pathlib
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..utils import atomic_write
 

@@ -33,13 +33,14 @@ import json
 import math
 import pathlib
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..utils import write_json
 from .common import CLIError, load_structures, plot_xy
 from .factory import MODEL_KINDS, make_model, scalar_metrics
 
-__all__ = ["load_config", "validate_config", "run_config", "run_train"]
+__all__ = ["load_config", "run_config", "run_train", "validate_config"]
 
 DEFAULTS = {
     "model": {"cutoff": 5.0, "n_layers": 1, "basis": "default"},

@@ -6,14 +6,14 @@ module; it imports neither of them.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
 from ..graph import max_degree
 from .common import CLIError
 
-__all__ = ["MODEL_KINDS", "PAIR_PARAMETERS", "pair_parameters", "make_model", "cu_cell", "scalar_metrics"]
+__all__ = ["MODEL_KINDS", "PAIR_PARAMETERS", "cu_cell", "make_model", "pair_parameters", "scalar_metrics"]
 
 MODEL_KINDS = ("lj", "morse", "hdnnp", "mlace")
 

@@ -17,9 +17,15 @@ import numpy as np
 
 from ..utils import cast_floats, write_json
 from .common import CLIError, load_structures, plot_xy, time_call, write_csv
-from .factory import PAIR_PARAMETERS, cu_cell, make_model, pair_parameters, scalar_metrics
+from .factory import (
+    PAIR_PARAMETERS,
+    cu_cell,
+    make_model,
+    pair_parameters,
+    scalar_metrics,
+)
 
-__all__ = ["run_speed", "run_locality", "run_cutoff", "run_layers"]
+__all__ = ["run_cutoff", "run_layers", "run_locality", "run_speed"]
 
 
 def _graph(model, atoms, dtype=np.float64):
@@ -47,13 +53,15 @@ def run_speed(args, out: pathlib.Path) -> dict:
         t_graph = time.perf_counter() - t0
         params = cast_floats(model.init(jax.random.PRNGKey(args.seed), g), dtype)
         ef = jax.jit(partial(jaxmlp.energy_and_forces, model))
-        t_ef = time_call(lambda: jax.block_until_ready(ef(params, g)), repeat=args.repeat)
+        t_ef = time_call(lambda ef=ef, params=params, g=g: jax.block_until_ready(ef(params, g)), repeat=args.repeat)
         row = {"model": kind, "n_atoms": len(atoms), "n_edges": int(g.n_edge[0]), "dtype": np.dtype(dtype).name,
                "energy_forces_s": t_ef, "atoms_per_s": len(atoms) / t_ef, "graph_build_s": t_graph}
         if args.hessian:
             if len(atoms) <= 256:
-                row["dense_hessian_s"] = time_call(lambda: jax.block_until_ready(jaxmlp.hessian(model, params, g)), repeat=1)
-            row["sparse_hessian_s"] = time_call(lambda: jax.block_until_ready(jaxmlp.sparse_hessian(model, params, g).blocks), repeat=1)
+                row["dense_hessian_s"] = time_call(
+                    lambda m=model, p=params, g=g: jax.block_until_ready(jaxmlp.hessian(m, p, g)), repeat=1)
+            row["sparse_hessian_s"] = time_call(
+                lambda m=model, p=params, g=g: jax.block_until_ready(jaxmlp.sparse_hessian(m, p, g).blocks), repeat=1)
         rows.append(row)
     files = [write_json(out / "speed.json", {"study": "speed", "cutoff": args.cutoff, "rows": rows}),
              write_csv(out / "speed.csv", rows)]

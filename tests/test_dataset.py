@@ -73,7 +73,7 @@ def test_legacy_info_arrays_labels():
         ({"energy": np.nan, "forces": np.zeros((3, 3))}, "frame 2 (H2O): energy is nan"),
         ({"energy": 1.0}, "frame 2 (H2O): no forces"),
         ({"energy": 1.0, "forces": np.full((3, 3), np.inf)}, "frame 2 (H2O): forces contain NaN or inf"),
-        ({"energy": 1.0, "forces": np.zeros((2, 3))}, "frame 2: forces have shape"),
+        ({"energy": 1.0, "forces": np.zeros((2, 3))}, "frame 2 (H2O): forces have shape"),
         ({"energy": 1.0, "forces": np.zeros((3, 3)), "stress": np.full(6, np.nan)}, "frame 2 (H2O): stress"),
     ],
 )
@@ -83,6 +83,30 @@ def test_from_atoms_errors_name_the_frame(results, fragment):
     bad.calc = SinglePointCalculator(bad, **results)
     with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
         Dataset.from_atoms(frames + [bad])
+
+
+def test_non_numeric_labels_and_empty_structures_name_the_frame():
+    frames = _frames(n_bulk=1, n_mol=1)
+    bad = molecule("H2O")
+    bad.calc = SinglePointCalculator(bad, forces=np.zeros((3, 3)))
+    bad.calc.results["energy"] = True  # float(True) would be a 1.0 eV label
+    with pytest.raises(ValueError, match=r"frame 2 \(H2O\): energy is not a real number: True"):
+        Dataset.from_atoms(frames + [bad])
+    bad.calc.results["energy"] = "abc"
+    with pytest.raises(ValueError, match=r"frame 2 \(H2O\): energy is not a real number: 'abc'"):
+        Dataset.from_atoms(frames + [bad])
+    empty = Atoms()
+    empty.calc = SinglePointCalculator(empty, energy=0.0, forces=np.zeros((0, 3)))
+    # the message used to read "frame 2 (): ..." with the chemical formula of nothing
+    with pytest.raises(ValueError, match=r"^frame 2: structure has no atoms$"):
+        Dataset.from_atoms(frames + [empty])
+
+
+def test_from_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "unlabelled.extxyz"
+    write(path, [molecule("H2O")])
+    with pytest.raises(ValueError, match=rf"^{path}: frame 0 \(H2O\): no energy label"):
+        Dataset.from_file(path)
 
 
 def test_unlabelled_frame_is_rejected():

@@ -32,6 +32,14 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = ["Batch", "Dataset"]
 
 
+def _real_label(value: Any, name: str, key: str) -> np.ndarray:
+    """A label as a float array; ValueError naming the frame for bools, strings and other non-numbers."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise ValueError(f"{name}: {key} is not a real number: {value!r}")
+    return array.astype(float)
+
+
 class Batch(NamedTuple):
     """One padded training batch.
 
@@ -58,7 +66,7 @@ class Batch(NamedTuple):
         ``[G]`` bool, True for real structures that have a stress label.
     """
 
-    graph: "jraph.GraphsTuple"
+    graph: jraph.GraphsTuple
     energy: np.ndarray
     forces: np.ndarray
     stress: np.ndarray
@@ -182,7 +190,7 @@ class Dataset(Sequence):
     # ------------------------------------------------------------------ build
 
     @classmethod
-    def from_atoms(cls, structures: Iterable[Atoms], weight: Any | None = None) -> "Dataset":
+    def from_atoms(cls, structures: Iterable[Atoms], weight: Any | None = None) -> Dataset:
         """Collect structures and the labels stored on them.
 
         Parameters
@@ -206,8 +214,9 @@ class Dataset(Sequence):
         Raises
         ------
         ValueError
-            If a structure has no energy or no forces, or a target is NaN or
-            infinite; the message names the frame index.
+            If a structure has no atoms, no energy or no forces, or a target
+            is not a real number (a bool or a string), NaN or infinite; the
+            message names the frame index.
         """
         frames = list(structures)
         energy = np.zeros(len(frames))
@@ -217,27 +226,33 @@ class Dataset(Sequence):
         for k, atoms in enumerate(frames):
             if not isinstance(atoms, Atoms):
                 raise TypeError(f"frame {k} is a {type(atoms).__name__}, expected ase.Atoms")
+            if len(atoms) == 0:
+                raise ValueError(f"frame {k}: structure has no atoms")
+            name = f"frame {k} ({atoms.get_chemical_formula()})"
             results = calc_results(atoms)
             if results.get("energy") is None:
-                raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}): no energy label")
-            e = float(np.asarray(results["energy"]))
+                raise ValueError(f"{name}: no energy label")
+            e = _real_label(results["energy"], name, "energy")
+            if np.ndim(e) != 0:
+                raise ValueError(f"{name}: energy must be a scalar, got shape {np.shape(e)}")
+            e = float(e)
             if not np.isfinite(e):
-                raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}): energy is {e}")
+                raise ValueError(f"{name}: energy is {e}")
             energy[k] = e
             if results.get("forces") is None:
-                raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}): no forces label")
-            f = np.asarray(results["forces"], dtype=float)
+                raise ValueError(f"{name}: no forces label")
+            f = _real_label(results["forces"], name, "forces")
             if f.shape != (len(atoms), 3):
-                raise ValueError(f"frame {k}: forces have shape {f.shape}, expected {(len(atoms), 3)}")
+                raise ValueError(f"{name}: forces have shape {f.shape}, expected {(len(atoms), 3)}")
             if not np.isfinite(f).all():
-                raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}): forces contain NaN or inf")
+                raise ValueError(f"{name}: forces contain NaN or inf")
             forces.append(f)
             if results.get("stress") is not None:
-                s = np.asarray(results["stress"], dtype=float)
+                s = _real_label(results["stress"], name, "stress")
                 if s.shape != (6,):
-                    raise ValueError(f"frame {k}: stress has shape {s.shape}, expected (6,) or (3, 3)")
+                    raise ValueError(f"{name}: stress has shape {s.shape}, expected (6,) or (3, 3)")
                 if not np.isfinite(s).all():
-                    raise ValueError(f"frame {k} ({atoms.get_chemical_formula()}): stress contains NaN or inf")
+                    raise ValueError(f"{name}: stress contains NaN or inf")
                 stress[k] = s
                 has_stress[k] = True
         if has_stress.any():
@@ -252,7 +267,7 @@ class Dataset(Sequence):
         format: str | None = None,
         weight: Any | None = None,
         **read_kwargs: Any,
-    ) -> "Dataset":
+    ) -> Dataset:
         """Read a labelled file (extxyz, XSF, n2p2) into a Dataset.
 
         Parameters
@@ -275,7 +290,12 @@ class Dataset(Sequence):
         """
         from .io import read
 
-        return cls.from_atoms(read(path, index=index, format=format, **read_kwargs), weight=weight)
+        frames = read(path, index=index, format=format, **read_kwargs)
+        try:
+            return cls.from_atoms(frames, weight=weight)
+        except ValueError as err:
+            selection = "" if index == ":" else f" (frames counted within index={index!r})"
+            raise ValueError(f"{path}{selection}: {err}") from None
 
     # --------------------------------------------------------------- sequence
 
@@ -317,7 +337,7 @@ class Dataset(Sequence):
             raise IndexError(f"index out of range for a Dataset of {len(self)} structures")
         return self._subset(idx % max(len(self), 1))
 
-    def _subset(self, idx: np.ndarray) -> "Dataset":
+    def _subset(self, idx: np.ndarray) -> Dataset:
         idx = [int(i) for i in idx]
         sub = Dataset(
             [self._atoms[i] for i in idx],
@@ -332,7 +352,7 @@ class Dataset(Sequence):
             sub._graph_cache[key] = [graphs[i] for i in idx]
         return sub
 
-    def __add__(self, other: "Dataset") -> "Dataset":
+    def __add__(self, other: Dataset) -> Dataset:
         if not isinstance(other, Dataset):
             return NotImplemented
         return self.concat(other)
@@ -391,14 +411,14 @@ class Dataset(Sequence):
 
     # ------------------------------------------------------------- operations
 
-    def with_weight(self, weight: Any) -> "Dataset":
+    def with_weight(self, weight: Any) -> Dataset:
         """Same structures and targets with new per-structure weights ``[n]``."""
         mask = self._stress_mask if self._stress is not None else None
         out = Dataset(self._atoms, self._energy, self._forces, self._stress, weight, mask, _copy=False)
         out._graph_cache = dict(self._graph_cache)
         return out
 
-    def concat(self, *others: "Dataset") -> "Dataset":
+    def concat(self, *others: Dataset) -> Dataset:
         """Concatenate datasets: ``a.concat(b, c)`` or ``Dataset.concat(a, b, c)``.
 
         Parameters
@@ -436,7 +456,7 @@ class Dataset(Sequence):
             out._graph_cache[key] = [g for p in parts for g in p._graph_cache[key]]
         return out
 
-    def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple["Dataset", ...]:
+    def split(self, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Dataset, ...]:
         """Random disjoint split, reproducible from ``seed``.
 
         Parameters
@@ -477,7 +497,7 @@ class Dataset(Sequence):
 
     # ----------------------------------------------------------------- graphs
 
-    def graphs(self, cutoff: float, triplets: bool = False) -> list["jraph.GraphsTuple"]:
+    def graphs(self, cutoff: float, triplets: bool = False) -> list[jraph.GraphsTuple]:
         """Unpadded graphs of all structures, built once per ``(cutoff, triplets)``.
 
         Parameters
@@ -511,7 +531,7 @@ class Dataset(Sequence):
             self._graph_cache[key] = cached
         return list(cached)
 
-    def buckets(self, cutoff: float, batch_size: int, triplets: bool = False) -> "Buckets":
+    def buckets(self, cutoff: float, batch_size: int, triplets: bool = False) -> Buckets:
         """Bucket sizes that fit any ``batch_size`` structures of this dataset.
 
         Parameters
@@ -544,7 +564,7 @@ class Dataset(Sequence):
     def batches(
         self,
         cutoff: float,
-        buckets: "Buckets | None" = None,
+        buckets: Buckets | None = None,
         batch_size: int = 32,
         shuffle: bool = True,
         seed: int = 0,
@@ -610,7 +630,7 @@ class Dataset(Sequence):
                 break
             yield self._make_batch(chunk, graphs, buckets, batch_graphs)
 
-    def _make_batch(self, chunk: np.ndarray, graphs: list[Any], buckets: "Buckets", batch_graphs: Any) -> Batch:
+    def _make_batch(self, chunk: np.ndarray, graphs: list[Any], buckets: Buckets, batch_graphs: Any) -> Batch:
         graph = batch_graphs([graphs[i] for i in chunk], buckets)
         b = len(chunk)
         n_node = np.asarray(graph.n_node)

@@ -35,9 +35,7 @@ atom-major (row ``3·A + α``); a block ``h_AB[α, β] = ∂²E/∂R_Aα ∂R_B�
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
-import tempfile
 from functools import partial
 
 import jax
@@ -49,6 +47,7 @@ from .graph.build import atoms_to_graph, build_triplets
 from .graph.neighbours import neighbour_list
 from .graph.padding import Buckets, batch_graphs
 from .models.base import Model, check_elements
+from .utils import atomic_write
 
 __all__ = ["SparseHessian", "sparse_hessian", "hessian_pairs", "fd_hessian", "fd_hessian_columns"]
 
@@ -544,18 +543,6 @@ def _fd_column(work, calculator, R0, b, beta, delta):
     return -(fp - fm).reshape(-1) / (2 * delta)
 
 
-def _atomic_save(path: pathlib.Path, **arrays):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def fd_hessian(
     atoms,
     calculator,
@@ -632,6 +619,7 @@ def fd_hessian(
         done[col] = True
         since += 1
         if path is not None and (since >= checkpoint_every or col == todo[-1]):
-            _atomic_save(path, hessian=H, done=done, numbers=atoms.numbers, positions=R0, delta=np.float64(delta))
+            state = dict(hessian=H, done=done, numbers=atoms.numbers, positions=R0, delta=np.float64(delta))
+            atomic_write(path, lambda fh: np.savez(fh, **state), binary=True, make_parents=True)
             since = 0
     return 0.5 * (H + H.T) if symmetrize else H

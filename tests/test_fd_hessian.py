@@ -35,7 +35,7 @@ def test_fd_hessian_of_jaxmlp_calculator_matches_analytic():
     atoms = molecule("CH3OH")
     atoms.rattle(0.02, seed=0)
     calc = jaxmlp.Calculator(model, params, skin=0.5)
-    before = atoms.positions.copy()
+    before = atoms.positions.copy()  # before the calls
     H_fd = jaxmlp.fd_hessian(atoms, calc, delta=1e-3, progress=False)
     H = np.asarray(jaxmlp.hessian(model, params, jaxmlp.atoms_to_graph(atoms, model.cutoff)))
     # central differences: error O(δ²·f''''), relative ~1e-5 here
@@ -47,18 +47,56 @@ def test_fd_hessian_of_jaxmlp_calculator_matches_analytic():
 
 
 def test_fd_hessian_emt_properties_and_columns():
-    atoms = _cluster()
-    H = jaxmlp.fd_hessian(atoms, EMT(), progress=False)
-    assert H.shape == (12, 12) and np.allclose(H, H.T)
-    n = len(atoms)
-    assert np.abs(H.reshape(12, n, 3).sum(axis=1)).max() < 1e-3 * np.abs(H).max()  # translation sum rule
     from jaxmlp.hessians import fd_hessian_columns
 
-    cols = fd_hessian_columns(atoms, EMT(), [2])
+    atoms = _cluster()
+    before = atoms.copy()  # taken before any call
     raw = jaxmlp.fd_hessian(atoms, EMT(), progress=False, symmetrize=False)
-    assert np.allclose(cols, raw[:, 6:9])
+    H = jaxmlp.fd_hessian(atoms, EMT(), progress=False)
+    assert H.shape == (12, 12)
+    # the raw central differences are symmetric only to O(δ²): a real check of the columns
+    assert 0 < np.abs(raw - raw.T).max() < 1e-3 * np.abs(raw).max()
+    np.testing.assert_allclose(H, 0.5 * (raw + raw.T), atol=1e-12)
+    n = len(atoms)
+    assert np.abs(H.reshape(12, n, 3).sum(axis=1)).max() < 1e-3 * np.abs(H).max()  # translation sum rule
+    cols = fd_hessian_columns(atoms, EMT(), [2])
+    np.testing.assert_allclose(cols, raw[:, 6:9], atol=1e-12)
+    # the input structure is neither displaced nor given a calculator
+    assert np.array_equal(atoms.positions, before.positions) and atoms.calc is None
+
+
+def _lj_pair_hessian(positions, eps, sigma):
+    """Closed-form Hessian of Σ_{i<j} 4ε[(σ/r)¹² − (σ/r)⁶], ``[3N, 3N]``, written out by hand."""
+    n = len(positions)
+    H = np.zeros((n, 3, n, 3))
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            r_vec = positions[j] - positions[i]
+            r = np.linalg.norm(r_vec)
+            u = r_vec / r
+            d1 = 4 * eps * (-12 * sigma**12 / r**13 + 6 * sigma**6 / r**7)
+            d2 = 4 * eps * (156 * sigma**12 / r**14 - 42 * sigma**6 / r**8)
+            block = d2 * np.outer(u, u) + d1 / r * (np.eye(3) - np.outer(u, u))
+            H[i, :, j, :] = -block
+            H[i, :, i, :] += block
+    return H.reshape(3 * n, 3 * n)
+
+
+def test_fd_hessian_of_ase_lennard_jones_matches_closed_form():
+    """FD of an ASE calculator (not a jaxmlp one) against a hand-written analytic Hessian."""
+    from ase.calculators.lj import LennardJones
+
+    eps, sigma = 0.0104, 3.4
+    atoms = Atoms("Ar4", positions=[[0, 0, 0], [3.8, 0, 0], [1.7, 3.4, 0.2], [1.9, 1.2, 3.3]])
     before = atoms.positions.copy()
-    assert np.array_equal(atoms.positions, before)  # not modified
+    calc = LennardJones(epsilon=eps, sigma=sigma, rc=20.0)  # every pair inside rc: shift only
+    H_fd = jaxmlp.fd_hessian(atoms, calc, delta=2.5e-3, progress=False)
+    H = _lj_pair_hessian(atoms.positions, eps, sigma)
+    assert np.abs(H).max() > 1e-2
+    assert np.abs(H_fd - H).max() < 1e-4 * np.abs(H).max()
+    assert np.array_equal(atoms.positions, before)
 
 
 def test_fd_hessian_resumes_from_checkpoint(tmp_path):

@@ -128,8 +128,23 @@ def test_fragment_series_with_jaxmlp_model():
     calc = jaxmlp.Calculator(model, params, skin=0.3)
     series = fragment_series(chain, calc, 0, radii=[6.0, 4.5, 3.2, 1.6], keep_whole=False)
     assert len(series.rows) >= 2
-    for row in series.rows:
-        assert row["n_excluded"] > 0 and row["Gprime_norm"] >= 0
+    # every row recomputed by hand: Δf from two force calls, G from the full
+    # Hessian over the excluded atoms, G′ = G − Σ_b h_Ab with the caps' blocks
+    H = calc.get_hessian(chain.copy())
+    chain.calc = calc
+    f_full = chain.get_forces()[0]
+    for row, frag in zip(series.rows, series.fragments):
+        excluded = sorted(set(range(len(chain))) - set(frag.parent_indices.tolist()))
+        assert row["n_excluded"] == len(excluded) > 0
+        G = sum(H[0:3, 3 * b : 3 * b + 3] for b in excluded)
+        fa = frag.copy()
+        fa.calc = calc
+        Hf = calc.get_hessian(fa)
+        A = frag.center
+        G_prime = G - sum(Hf[3 * A : 3 * A + 3, 3 * b : 3 * b + 3] for b in frag.saturating)
+        assert row["G_norm"] == pytest.approx(np.linalg.norm(G), abs=1e-10)
+        assert row["Gprime_norm"] == pytest.approx(np.linalg.norm(G_prime), abs=1e-10)
+        assert row["delta_f_norm"] == pytest.approx(np.linalg.norm(f_full - fa.get_forces()[A]), abs=1e-10)
     big = series.rows[0]
     assert big["delta_f_norm"] < 1e-9 and big["G_norm"] < 1e-9  # excluded atoms beyond R_c
     small = series.rows[-1]

@@ -116,3 +116,29 @@ def test_sparse_hessian_bad_input():
         jaxmlp.sparse_hessian(LJ, params, batch)
     with pytest.raises(TypeError):
         jaxmlp.sparse_hessian(LJ, params, "H2O")
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_hessian_vector_product_equals_dense(jit):
+    """``H @ v`` for one vector ``[3N]`` and a block ``[3N, k]`` against the dense Hessian."""
+    model = jaxmlp.models.morse(D=1.0, alpha=1.5, r0=1.3, cutoff=3.0)
+    params = model.init(None)
+    atoms = molecule("CH3OH")
+    atoms.rattle(0.03, seed=1)
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    H = _dense(model, params, g)
+    hvp = jaxmlp.hessian_vector_product
+    if jit:
+        hvp = jax.jit(hvp, static_argnums=0)
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=3 * len(atoms))
+    V = rng.normal(size=(3 * len(atoms), 4))
+    hv = np.asarray(hvp(model, params, g, v))
+    hV = np.asarray(hvp(model, params, g, V))
+    assert hv.shape == v.shape and hV.shape == V.shape
+    scale = np.abs(H).max()
+    assert scale > 1.0
+    np.testing.assert_allclose(hv, H @ v, atol=1e-10 * scale)
+    np.testing.assert_allclose(hV, H @ V, atol=1e-10 * scale)
+    # a unit vector picks one column
+    np.testing.assert_allclose(np.asarray(hvp(model, params, g, np.eye(3 * len(atoms))[:, 4])), H[:, 4], atol=1e-10 * scale)

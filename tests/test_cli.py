@@ -136,6 +136,7 @@ def test_locality_fd_fragments_match_independent_g_prime_and_delta_f(tmp_path):
     out = run(tmp_path, "locality", "--structure", str(path), "--calculator", "emt", "--radii", "1.7", "3.0")
     res = load(out / "locality.json")
     assert res["n_atoms"] == 20 and "radius_all_nonzero_blocks" not in res  # no force range without a model
+    assert set(res["decay_by_element_pair"]) == {"C-C", "C-H", "H-H"}
     frag = res["fragments"]
     c = frag["center"]
     assert hexane.numbers[c] == 6
@@ -245,11 +246,17 @@ def test_bad_config_files_name_file_section_and_key(tmp_path, capsys, text, expe
     assert not (tmp_path / "o").exists()  # nothing trained, nothing written
 
 
-def test_json_config_is_validated_like_toml(tmp_path, capsys):
-    cfg = tmp_path / "bad.json"
-    cfg.write_text(json.dumps({"model": {"kind": "morse"}, "data": {"pth": "my_dft_data.xyz"}}))
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_json_and_yaml_configs_are_validated_like_toml(tmp_path, capsys, suffix):
+    cfg = tmp_path / f"bad{suffix}"
+    body = {"model": {"kind": "morse"}, "data": {"pth": "my_dft_data.xyz"}}
+    if suffix == ".yaml":
+        yaml = pytest.importorskip("yaml")
+        cfg.write_text(yaml.safe_dump(body))
+    else:
+        cfg.write_text(json.dumps(body))
     err = fails(tmp_path, capsys, "train", "--config", str(cfg))
-    assert "bad.json" in err and "did you mean 'path'" in err
+    assert f"bad{suffix}" in err and "[data]" in err and "did you mean 'path'" in err
 
 
 @pytest.mark.parametrize(

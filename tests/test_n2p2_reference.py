@@ -196,3 +196,35 @@ def test_input_nn_problems_name_the_line(shared_dir, tmp_path, extra, fragment):
     with pytest.raises(ValueError, match=rf"{path}, lines? .*{re.escape(fragment)}") as info:
         load_n2p2(d)
     assert any(str(n) in str(info.value) for n in range(n_before + 1, n_before + 3))
+
+
+def test_export_refuses_params_that_do_not_fit_before_writing(tmp_path):
+    from jaxmlp.descriptors import radial_grid
+    from jaxmlp.models import hdnnp
+
+    model = hdnnp(["H", "O"], radial_grid(["H", "O"], rc=3.0, n=2), hidden=[3])
+    n_f = dict(zip(model.extras["descriptor"].symbols, model.extras["descriptor"].n_functions))
+    rng = np.random.default_rng(0)
+
+    def net(nf):
+        return {"layer_0": {"kernel": rng.normal(size=(nf, 3)), "bias": rng.normal(size=3)},
+                "layer_1": {"kernel": rng.normal(size=(3, 1)), "bias": rng.normal(size=1)}}
+
+    good = {"networks": {e: net(n_f[e]) for e in ("H", "O")}}
+    save_n2p2(tmp_path / "good", model, good)
+    back, p = load_n2p2(tmp_path / "good")
+    assert list(back.config["hidden"]) == [3] and back.config["elements"] == ["H", "O"]
+    for a, b in zip(jax.tree.leaves(good), jax.tree.leaves(p)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    bad_cases = [
+        ({"networks": {"H": good["networks"]["H"]}}, "no network for element O"),
+        ({"networks": {**good["networks"], "O": {"layer_0": good["networks"]["O"]["layer_0"]}}}, "layer_1 missing"),
+        ({"networks": {**good["networks"], "O": {**good["networks"]["O"],
+                       "layer_1": {"kernel": np.zeros((2, 1)), "bias": np.zeros(1)}}}}, "expected (3, 1)"),
+        ({"networks": {**good["networks"], "O": {**good["networks"]["O"],
+                       "layer_1": {"kernel": np.full((3, 1), np.nan), "bias": np.zeros(1)}}}}, "NaN or inf"),
+    ]
+    for k, (params, fragment) in enumerate(bad_cases):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            save_n2p2(tmp_path / f"bad{k}", model, params)
+        assert not (tmp_path / f"bad{k}").exists()  # nothing half-written

@@ -425,6 +425,31 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda fh: fh.write(text))
 
 
+def _check_networks(params, symbols, n_functions, hidden) -> None:
+    """Refuse, before any file is written, parameters that do not fit the model's networks."""
+    if not isinstance(params, dict) or not isinstance(params.get("networks"), dict):
+        raise TypeError("params must be a dict with a 'networks' dict holding one network per element")
+    networks = params["networks"]
+    for e, nf in zip(symbols, n_functions):
+        if e not in networks:
+            raise ValueError(f"params have no network for element {e} (networks: {sorted(networks)})")
+        sizes = [nf, *hidden, 1]
+        layers = networks[e]
+        for k, (a, b) in enumerate(pairwise(sizes)):
+            layer = layers.get(f"layer_{k}") if isinstance(layers, dict) else None
+            if layer is None:
+                raise ValueError(f"network of {e}: layer_{k} missing (sizes {'-'.join(map(str, sizes))})")
+            W, bias = np.asarray(layer["kernel"]), np.asarray(layer["bias"])
+            if W.shape != (a, b) or bias.shape != (b,):
+                raise ValueError(
+                    f"network of {e}: layer_{k} has kernel {W.shape} and bias {bias.shape}, expected ({a}, {b}) and ({b},)"
+                )
+            if not (np.isfinite(W).all() and np.isfinite(bias).all()):
+                raise ValueError(f"network of {e}: layer_{k} holds NaN or inf")
+        if f"layer_{len(sizes) - 1}" in layers:
+            raise ValueError(f"network of {e} has more layers than the model's {len(sizes) - 1}")
+
+
 def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
     """Export a jaxmlp ``hdnnp`` model to an n2p2 potential directory.
 
@@ -447,7 +472,9 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
     ------
     ValueError
         If the model is not an HDNNP or uses an activation n2p2 lacks
-        (``shifted_softplus``).
+        (``shifted_softplus``), or the parameters do not fit its networks
+        (missing element, wrong layer shapes, NaN/inf); nothing is written
+        then.
     """
     if getattr(model, "name", None) != "hdnnp":
         raise ValueError(f"save_n2p2 exports hdnnp models only, got {getattr(model, 'name', type(model).__name__)!r}")
@@ -459,10 +486,11 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
             raise ValueError(f"activation {a!r} has no n2p2 equivalent; n2p2 supports {sorted(_TO_N2P2)}")
     if cfg["energy_scale"] == 0:
         raise ValueError("energy_scale 0 cannot be written as n2p2 conv_energy")
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
     symbols = cfg["elements"]
     fns = sort_functions(cfg["symmetry_functions"], symbols)
+    _check_networks(params, symbols, [len(fns[e]) for e in symbols], list(cfg["hidden"]))
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
     scaling = cfg.get("scaling") or {"mode": "none"}
     mode = scaling["mode"]
     lines = [

@@ -303,6 +303,8 @@ def label(
         with open(p, "r+", encoding="utf-8") as fh:
             fh.seek(truncate_to)
             fh.truncate()
+            fh.flush()
+            os.fsync(fh.fileno())  # the dropped frame stays dropped, like each appended frame stays written
 
     out = list(done)
     remaining = range(len(done), len(frames))

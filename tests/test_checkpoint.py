@@ -38,7 +38,9 @@ def test_resume_is_exact(tmp_path, optimiser):
     with pytest.raises(Interrupt):
         train(model, tr, va, run, callback=stop_after_two)
     assert CheckpointManager(run.checkpoint_dir).latest_step == 2
-    params, hist = train(model, tr, va, run)
+    ran = []
+    params, hist = train(model, tr, va, run, callback=lambda epoch, record: ran.append(epoch))
+    assert ran == [3, 4]  # continued from the checkpoint of epoch 2, not from scratch
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     for k in ref_params:
         assert np.array_equal(np.asarray(params[k]), np.asarray(ref_params[k])), k

@@ -1,4 +1,4 @@
-"""Data-parallel training over 2 (virtual CPU) devices equals training on 1 device."""
+"""Data-parallel training over 2 (virtual CPU) devices equals training on 1 device, and resumes exactly."""
 
 import json
 import os
@@ -34,29 +34,51 @@ SCRIPT = textwrap.dedent(
     per = 4 // mesh.devices.size
     b = next(device_batches(tr, 3.5, tr.buckets(3.5, per), mesh.devices.size, per, True, 0))
     arr = jax.device_put(b.energy, NamedSharding(mesh, P("data")))
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, record):
+        if epoch == 2:
+            raise Stop
+
+    run = cfg.replace(checkpoint_dir={ckpt!r})
+    try:
+        train(model, tr, va, run, callback=stop)
+    except Stop:
+        pass
+    ran = []
+    resumed, rhist = train(model, tr, va, run, callback=lambda epoch, record: ran.append(epoch))
     print(json.dumps({{"n_devices": jax.device_count(), "shards": len(arr.addressable_shards),
                        "params": {{k: float(v) for k, v in params.items()}},
+                       "resumed_params": {{k: float(v) for k, v in resumed.items()}},
+                       "resumed_train_loss": [h["train_loss"] for h in rhist], "resumed_epochs": ran,
                        "train_loss": [h["train_loss"] for h in hist], "valid_loss": [h["valid_loss"] for h in hist]}}))
     """
 )
 
 
-def _run(n_devices):
+def _run(n_devices, ckpt):
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n_devices}").strip()
     env["JAX_PLATFORMS"] = "cpu"
     tests = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests)], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests, ckpt=str(ckpt))], env=env, capture_output=True, text=True,
                          timeout=600, cwd=os.path.dirname(tests))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_two_devices_match_one():
-    one, two = _run(1), _run(2)
+def test_two_devices_match_one(tmp_path):
+    one, two = _run(1, tmp_path / "one"), _run(2, tmp_path / "two")
     assert one["n_devices"] == 1 and two["n_devices"] == 2
     assert two["shards"] == 2  # the leading (device) axis really is split
     for k, v in one["params"].items():
         assert two["params"][k] == pytest.approx(v, rel=1e-10, abs=1e-12), k
     np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=1e-10)
     np.testing.assert_allclose(two["valid_loss"], one["valid_loss"], rtol=1e-10)
+    # interrupted after epoch 2 and resumed: exactly the uninterrupted run, on 1 and on 2 devices
+    for run in (one, two):
+        assert run["resumed_epochs"] == [3]  # it continued from the checkpoint, not from scratch
+        assert run["resumed_params"] == run["params"]
+        assert run["resumed_train_loss"] == run["train_loss"]

@@ -283,7 +283,9 @@ def test_hdnnp_training_with_triplets_and_resume(tmp_path):
     run = cfg.replace(checkpoint_dir=str(tmp_path / "h"))
     with pytest.raises(Stop):
         train(model, tr, va, run, callback=stop)
-    params, hist2 = train(model, tr, va, run)
+    ran = []
+    params, hist2 = train(model, tr, va, run, callback=lambda epoch, record: ran.append(epoch))
+    assert ran == [3, 4]  # continued from the checkpoint of epoch 2
     assert [h["train_loss"] for h in hist2] == [h["train_loss"] for h in hist]
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(ref)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

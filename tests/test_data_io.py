@@ -351,6 +351,8 @@ _LAT = ["lattice 5.0 0.0 0.0", "lattice 0.0 5.0 0.0", "lattice 0.0 0.0 5.0"]
         (["begin", _ATOM, "atom 0.0 abc 0.0 H 0.0 0.0 0.0 0.0 0.0", "end"], 3, "non-numeric field 'abc'"),
         (["begin", _ATOM, "energy 1.0 2.0", "end"], 3, "needs 1 number"),
         (["begin", _ATOM, "energy one", "end"], 3, "non-numeric"),
+        (["begin", _ATOM, "energy nan", "end"], 3, "non-finite field 'nan' in 'energy' line"),
+        (["begin", "atom 0.0 inf 0.0 H 0.0 0.0 0.0 0.0 0.0", "end"], 2, "non-finite field 'inf'"),
         (["begin", _ATOM, "energy 1.0"], 1, "no 'end'"),
         (["begin", _ATOM, "begin", _ATOM, "end"], 3, "missing 'end'"),
         ([_ATOM, "begin", _ATOM, "end"], 1, "outside a begin/end block"),

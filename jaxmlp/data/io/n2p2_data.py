@@ -60,6 +60,8 @@ def _n2p2_floats(path: Path, lineno: int, keyword: str, fields: list[str]) -> li
             values.append(float(field))
         except ValueError:
             raise _n2p2_error(path, lineno, f"non-numeric field {field!r} in '{keyword}' line") from None
+        if not np.isfinite(values[-1]):
+            raise _n2p2_error(path, lineno, f"non-finite field {field!r} in '{keyword}' line")
     return values
 
 
@@ -99,7 +101,7 @@ def read_n2p2(
         If the file does not exist.
     ValueError
         For an empty file, an unknown keyword, a wrong field count, a
-        non-numeric field, an unknown element, a missing ``end``, an
+        non-numeric or non-finite (``nan``, ``inf``) field, an unknown element, a missing ``end``, an
         ``atom``/``lattice``/... line outside ``begin``/``end``, a structure
         with 1, 2 or more than 3 ``lattice`` lines or with no atoms, and a
         repeated ``energy``/``charge`` line. The message names the file and

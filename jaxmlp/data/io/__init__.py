@@ -65,12 +65,6 @@ _FORMAT_ALIASES = {
 }
 
 
-
-# ----------------------------------------------------------------------------
-# helpers shared by all formats
-# ----------------------------------------------------------------------------
-
-
 def detect_format(path: PathLike, format: str | None = None) -> str:
     """Return the canonical format name for ``path``.
 

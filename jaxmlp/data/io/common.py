@@ -62,7 +62,6 @@ def calc_results(atoms: Atoms) -> dict[str, Any]:
     return results
 
 
-
 def check_exists(path: PathLike) -> Path:
     """``path`` as a Path; FileNotFoundError / IsADirectoryError naming it otherwise."""
     p = Path(path)

@@ -27,17 +27,30 @@ product (body order ν + 1, the centre atom included):
 * ν = 3: ``Σ_{m1 m2 m3} C^{l1 l2 l3}_{m1 m2 m3} A_{c1,l1m1} A_{c2,l2m2} A_{c3,l3m3}``
   with ``l1 + l2 + l3`` even (parity) and the triangle rule;
 * ν = 4: ``Σ_M (A_{c1 l1} ⊗ A_{c2 l2})_{LM} (A_{c3 l3} ⊗ A_{c4 l4})_{LM}``
-  with ``l1 + l2 + L`` and ``l3 + l4 + L`` even.
+  for every intermediate ``L`` allowed by both triangle rules, of either
+  parity (``l1 + l2 + L`` odd is allowed: ``(a × b)·(c × d)`` is the L = 1
+  coupling of four l = 1 factors and a true scalar), with ``l1 + … + l4``
+  even (inversion invariance).
+
+Parity: every product has ``Σ l`` even, so it is invariant under rotations
+*and* inversion (O(3)); the pseudo-scalars (``a·(b × c)``) are left out.
 
 Each product is enumerated once per multiset of ``(l, c)`` pairs (sorted), so
-permuting equal factors adds nothing.
+permuting equal factors adds nothing. For ν = 4 the ``(12)(34)`` couplings of
+a multiset with repeated factors are linearly dependent (four equal l = 1
+factors give one invariant, ``(a·a)²``, not three); :func:`nu4_couplings`
+keeps a linearly independent subset, chosen deterministically (greedy in
+``L``, rank tested on fixed-seed random factors), so the basis is complete
+and free of redundant functions.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import functools
 import math
+import warnings
 from typing import Sequence
 
 import e3nn_jax as e3nn
@@ -54,6 +67,7 @@ __all__ = [
     "ProductBasis",
     "product_basis",
     "evaluate_products",
+    "nu4_couplings",
     "RADIAL_BASES",
 ]
 
@@ -195,7 +209,7 @@ class ProductBasis:
     Attributes
     ----------
     n_max : tuple of int
-        Radial channels used at each correlation order ν = 1..max_order.
+        Radial channels used at each correlation order ν = 1..correlation_order.
     l_max : tuple of int
         Largest ``l`` used at each correlation order.
     groups : tuple of ProductGroup
@@ -211,8 +225,15 @@ class ProductBasis:
         return sum(g.size for g in self.groups)
 
     @property
-    def max_order(self) -> int:
+    def correlation_order(self) -> int:
+        """Largest correlation order ν (body order ν + 1)."""
         return len(self.n_max)
+
+    @property
+    def max_order(self) -> int:
+        """Deprecated name of :attr:`correlation_order`."""
+        warnings.warn("ProductBasis.max_order is deprecated; use correlation_order", DeprecationWarning, stacklevel=2)
+        return self.correlation_order
 
     @property
     def n_channels(self) -> int:
@@ -233,17 +254,85 @@ class ProductBasis:
         return out
 
 
-def _per_order(value, max_order: int, name: str) -> tuple:
+def _per_order(value, correlation_order: int, name: str) -> tuple:
     if isinstance(value, (int, np.integer)):
-        vals = (int(value),) * max_order
+        vals = (int(value),) * correlation_order
     else:
         vals = tuple(int(v) for v in value)
-        if len(vals) != max_order:
-            raise ValueError(f"{name} must be an int or have one entry per correlation order (1..{max_order}), got {value!r}")
+        if len(vals) != correlation_order:
+            raise ValueError(
+                f"{name} must be an int or have one entry per correlation order (1..{correlation_order}), got {value!r}"
+            )
     return vals
 
 
-def product_basis(n_max, l_max, max_order: int = 3) -> ProductBasis:
+def _nu4_candidates(ls: tuple) -> list:
+    """Intermediate ``L`` of the ``(l1 l2)(l3 l4)`` coupling allowed by both triangle rules (any parity)."""
+    l1, l2, l3, l4 = ls
+    return list(range(max(abs(l1 - l2), abs(l3 - l4)), min(l1 + l2, l3 + l4) + 1))
+
+
+def _nu4_value(factors: Sequence, ls: tuple, L: int) -> np.ndarray:
+    """``Σ_M (f1 ⊗ f2)_{LM} (f3 ⊗ f4)_{LM}`` for factors ``[K, 2l+1]`` each -> ``[K]``."""
+    c12 = np.asarray(e3nn.clebsch_gordan(ls[0], ls[1], L), np.float64)
+    c34 = np.asarray(e3nn.clebsch_gordan(ls[2], ls[3], L), np.float64)
+    x = np.einsum("ka,kb,abq->kq", factors[0], factors[1], c12)
+    y = np.einsum("kc,kd,cdq->kq", factors[2], factors[3], c34)
+    return np.sum(x * y, axis=1)
+
+
+@functools.lru_cache(maxsize=None)
+def nu4_couplings(ls: tuple, pattern: tuple = (0, 1, 2, 3)) -> tuple:
+    """Linearly independent intermediate couplings ``L`` of a ν = 4 product.
+
+    Parameters
+    ----------
+    ls : tuple of 4 int
+        Angular momenta of the sorted factors; ``Σ l`` must be even.
+    pattern : tuple of 4 int
+        Which factors are the same atomic-base component: ``pattern[k]`` is
+        the index of the first factor equal to factor ``k`` (``(0, 1, 2, 3)``
+        all distinct, ``(0, 0, 0, 0)`` one component to the fourth power).
+
+    Returns
+    -------
+    tuple of int
+        The ``L`` kept, ascending. All ``L`` of both triangle rules are
+        candidates; they are taken in ascending order and one is kept when it
+        raises the rank of the candidate functions evaluated on 4·n + 8 random
+        factors (fixed seed, float64), so the choice is deterministic. For
+        distinct factors every candidate is kept (the ``(12)(34)`` couplings
+        are a basis of the invariants of ``V_l1 ⊗ … ⊗ V_l4``); repeated
+        factors keep the dimension of the symmetrised invariants.
+    """
+    ls = tuple(int(l) for l in ls)
+    pattern = tuple(int(p) for p in pattern)
+    if len(ls) != 4 or len(pattern) != 4 or sum(ls) % 2:
+        raise ValueError(f"nu4_couplings needs 4 angular momenta with an even sum and a 4-entry pattern, got {ls}, {pattern}")
+    if any(pattern[k] > k or pattern[pattern[k]] != pattern[k] or ls[pattern[k]] != ls[k] for k in range(4)):
+        raise ValueError(f"pattern {pattern} must point each factor at its first equal factor (same l), for ls={ls}")
+    cands = _nu4_candidates(ls)
+    if not cands:
+        return ()
+    rng = np.random.default_rng(20260)
+    n_samples = 4 * len(cands) + 8
+    distinct = {p: rng.normal(size=(n_samples, 2 * ls[p] + 1)) for p in sorted(set(pattern))}
+    factors = [distinct[p] for p in pattern]
+    cols = np.stack([_nu4_value(factors, ls, L) for L in cands], axis=1)
+    norms = np.linalg.norm(cols, axis=0)
+    nonzero = norms > 1e-10 * norms.max()  # odd L of two equal factors vanishes identically
+    cols = cols / np.where(nonzero, norms, 1.0)
+    kept: list = []
+    for k, L in enumerate(cands):
+        if not nonzero[k]:
+            continue
+        sv = np.linalg.svd(cols[:, [cands.index(x) for x in kept] + [k]], compute_uv=False)
+        if sv[-1] > 1e-8 * sv[0]:  # column k is independent of those kept
+            kept.append(L)
+    return tuple(kept)
+
+
+def product_basis(n_max, l_max, correlation_order: int = 3, *, max_order=None, max_body_order=None) -> ProductBasis:
     """Enumerate the invariant products of the atomic base.
 
     Parameters
@@ -252,24 +341,38 @@ def product_basis(n_max, l_max, max_order: int = 3) -> ProductBasis:
         Radial channels per correlation order (``n_max[ν−1]``), or one int for all.
     l_max : int or sequence of int
         Largest ``l`` per correlation order; order 1 always uses ``l = 0``.
-    max_order : int in 1..4
-        Largest correlation order ν.
+    correlation_order : int in 1..4
+        Largest correlation order ν, the number of atomic-base factors in a
+        product (body order ν + 1). ``max_order=`` and ``max_body_order=``
+        are deprecated spellings of it.
 
     Returns
     -------
     ProductBasis
+        Rotation- and inversion-invariant, linearly independent products; for
+        ν ≤ 3 one per multiset of ``(l, c)`` factors allowed by parity and the
+        triangle rule, for ν = 4 one per multiset and independent coupling
+        ``L`` (:func:`nu4_couplings`).
     """
-    if not isinstance(max_order, (int, np.integer)) or not 1 <= max_order <= 4:
-        raise ValueError(f"max correlation (body) order must be an int in 1..4, got {max_order!r}")
-    n_max = _per_order(n_max, max_order, "n_max")
-    l_max = _per_order(l_max, max_order, "l_max")
+    for old, value in (("max_order", max_order), ("max_body_order", max_body_order)):
+        if value is not None:
+            warnings.warn(
+                f"product_basis({old}=...) is deprecated; use correlation_order (the number of A factors, body order − 1)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            correlation_order = value
+    if isinstance(correlation_order, bool) or not isinstance(correlation_order, (int, np.integer)) or not 1 <= correlation_order <= 4:
+        raise ValueError(f"correlation_order (number of A factors, body order − 1) must be an int in 1..4, got {correlation_order!r}")
+    n_max = _per_order(n_max, correlation_order, "n_max")
+    l_max = _per_order(l_max, correlation_order, "l_max")
     if any(n < 1 for n in n_max):
         raise ValueError(f"n_max entries must be >= 1, got {n_max}")
     if any(l < 0 for l in l_max):
         raise ValueError(f"l_max entries must be >= 0, got {l_max}")
     l_max = (0,) + l_max[1:]
     groups = []
-    for order in range(1, max_order + 1):
+    for order in range(1, correlation_order + 1):
         items = [(l, c) for l in range(l_max[order - 1] + 1) for c in range(n_max[order - 1])]
         by_key: dict = {}
         for combo in itertools.combinations_with_replacement(items, order):
@@ -284,12 +387,7 @@ def product_basis(n_max, l_max, max_order: int = 3) -> ProductBasis:
             elif order == 3:
                 keys = [-1] if ls[2] <= ls[0] + ls[1] else []
             else:
-                l1, l2, l3, l4 = ls
-                keys = [
-                    L
-                    for L in range(max(abs(l1 - l2), abs(l3 - l4)), min(l1 + l2, l3 + l4) + 1)
-                    if (l1 + l2 + L) % 2 == 0 and (l3 + l4 + L) % 2 == 0
-                ]
+                keys = nu4_couplings(ls, tuple(combo.index(x) for x in combo))
             for L in keys:
                 by_key.setdefault((ls, L), []).append(cs)
         for (ls, L), rows in by_key.items():

@@ -21,7 +21,13 @@ from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from . import observables
-from .graph import atoms_to_graph, batch_graphs, grow_buckets, node_graph_index, validate
+from .graph import (
+    atoms_to_graph,
+    batch_graphs,
+    grow_buckets,
+    node_graph_index,
+    validate,
+)
 from .models.base import check_elements
 
 __all__ = ["Calculator"]

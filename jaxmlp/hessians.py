@@ -49,7 +49,7 @@ from .graph.padding import Buckets, batch_graphs
 from .models.base import Model, check_elements
 from .utils import atomic_write
 
-__all__ = ["SparseHessian", "sparse_hessian", "hessian_pairs", "fd_hessian", "fd_hessian_columns"]
+__all__ = ["SparseHessian", "fd_hessian", "fd_hessian_columns", "hessian_pairs", "sparse_hessian"]
 
 
 # ----------------------------------------------------------------------------
@@ -619,7 +619,7 @@ def fd_hessian(
         done[col] = True
         since += 1
         if path is not None and (since >= checkpoint_every or col == todo[-1]):
-            state = dict(hessian=H, done=done, numbers=atoms.numbers, positions=R0, delta=np.float64(delta))
-            atomic_write(path, lambda fh: np.savez(fh, **state), binary=True, make_parents=True)
+            state = {"hessian": H, "done": done, "numbers": atoms.numbers, "positions": R0, "delta": np.float64(delta)}
+            atomic_write(path, lambda fh, state=state: np.savez(fh, **state), binary=True, make_parents=True)
             since = 0
     return 0.5 * (H + H.T) if symmetrize else H

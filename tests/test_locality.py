@@ -7,7 +7,13 @@ from ase import Atoms
 from ase.build import bulk
 
 import jaxmlp
-from jaxmlp.analysis.locality import block_norms, decay, force_range, gamma, group_matrix
+from jaxmlp.analysis.locality import (
+    block_norms,
+    decay,
+    force_range,
+    gamma,
+    group_matrix,
+)
 
 
 def _co2(d=0.0):

@@ -22,9 +22,8 @@ def brute_force_pairs(positions, cell, pbc, cutoff):
             m = math.ceil(cutoff / dist[k]) + 1
             ranges.append(range(-m, m + 1))
         else:
-            ranges.append(range(0, 1))
+            ranges.append(range(1))
     out = set()
-    n = len(positions)
     for S in itertools.product(*ranges):
         shift = np.asarray(S) @ cell
         d = np.linalg.norm(positions[None, :, :] - positions[:, None, :] + shift, axis=-1)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+from helpers import random_cell_atoms
 
 import jaxmlp
-from helpers import random_cell_atoms
 
 LJ = jaxmlp.models.lennard_jones(epsilon=0.2, sigma=2.0, cutoff=4.0)
 

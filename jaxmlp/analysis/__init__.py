@@ -14,4 +14,4 @@ Each function has one import path, through its module::
 
 from . import fragments, locality
 
-__all__ = ["locality", "fragments"]
+__all__ = ["fragments", "locality"]

@@ -26,13 +26,14 @@ and the Hessian group matrices ``G`` / ``G′`` of the excluded atoms.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols, covalent_radii
+from ase.data import atomic_numbers, covalent_radii
 
-__all__ = ["Fragment", "cut", "detect_bonds", "detect_groups", "FragmentSeries", "fragment_series", "CAP_LENGTHS"]
+__all__ = ["CAP_LENGTHS", "Fragment", "FragmentSeries", "cut", "detect_bonds", "detect_groups", "fragment_series"]
 
 #: X–H distance (Å) of the capping hydrogen on a cut bond of element X.
 CAP_LENGTHS = {"C": 1.05, "N": 1.01, "O": 0.97, "S": 1.34}
@@ -509,7 +510,7 @@ def fragment_series(
         Gp = G - hAb.sum(axis=0)
         df = f_full - f_frag
         rows.append({
-            "radius": r, "n_atoms": len(frag), "n_saturating": int(len(sat)), "n_excluded": int(len(excluded)),
+            "radius": r, "n_atoms": len(frag), "n_saturating": len(sat), "n_excluded": len(excluded),
             "delta_f": df.tolist(), "delta_f_norm": float(np.linalg.norm(df)),
             "G_norm": float(np.linalg.norm(G)), "Gprime_norm": float(np.linalg.norm(Gp)),
         })

@@ -23,20 +23,21 @@ Hessians are accepted dense ``[3N, 3N]`` (atom-major) or as
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "block_norms",
-    "hessian_blocks",
-    "distance_matrix",
     "Decay",
-    "decay",
     "ForceRange",
+    "block_norms",
+    "decay",
+    "distance_matrix",
     "force_range",
-    "group_matrix",
     "gamma",
+    "group_matrix",
+    "hessian_blocks",
 ]
 
 

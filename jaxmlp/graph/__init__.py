@@ -2,24 +2,30 @@
 
 from .build import atoms_to_graph, build_triplets
 from .neighbours import NeighbourList, max_degree, neighbour_list
-from .ops import edge_graph_index, edge_vectors, node_graph_index, safe_norm, sum_per_graph
+from .ops import (
+    edge_graph_index,
+    edge_vectors,
+    node_graph_index,
+    safe_norm,
+    sum_per_graph,
+)
 from .padding import Buckets, batch_graphs, grow_buckets, suggest_buckets
 from .validation import validate
 
 __all__ = [
-    "max_degree",
-    "atoms_to_graph",
-    "build_triplets",
+    "Buckets",
     "NeighbourList",
-    "neighbour_list",
-    "edge_vectors",
+    "atoms_to_graph",
+    "batch_graphs",
+    "build_triplets",
     "edge_graph_index",
+    "edge_vectors",
+    "grow_buckets",
+    "max_degree",
+    "neighbour_list",
     "node_graph_index",
     "safe_norm",
-    "sum_per_graph",
-    "Buckets",
-    "batch_graphs",
     "suggest_buckets",
-    "grow_buckets",
+    "sum_per_graph",
     "validate",
 ]

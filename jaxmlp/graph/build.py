@@ -23,8 +23,8 @@ jaxmlp graphs are batched with :func:`jaxmlp.graph.batch_graphs`, not
 
 from __future__ import annotations
 
-import numpy as np
 import jraph
+import numpy as np
 
 from .neighbours import neighbour_list
 from .validation import validate as check_structure

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NeighbourList", "neighbour_list", "estimate_pairs", "check_pair_budget", "max_degree"]
+__all__ = ["NeighbourList", "check_pair_budget", "estimate_pairs", "max_degree", "neighbour_list"]
 
 # A neighbour list with more pairs than this is almost certainly a mistake
 # (e.g. a 100 Å cutoff in a 2 Å cell) and would exhaust memory.

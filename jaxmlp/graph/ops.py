@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import jraph
 
 __all__ = [
-    "node_graph_index",
     "edge_graph_index",
     "edge_vectors",
+    "node_graph_index",
     "safe_norm",
     "sum_per_graph",
 ]

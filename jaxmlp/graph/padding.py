@@ -18,12 +18,13 @@ An overflowing bucket raises ``ValueError``; nothing is truncated.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jraph
 import numpy as np
 
-__all__ = ["Buckets", "batch_graphs", "suggest_buckets", "grow_buckets"]
+__all__ = ["Buckets", "batch_graphs", "grow_buckets", "suggest_buckets"]
 
 PAD_CELL = 1000.0
 
@@ -63,7 +64,7 @@ def suggest_buckets(graphs: Sequence[jraph.GraphsTuple], batch_size: int = 1) ->
     k = min(batch_size, len(graphs))
     nodes = np.sort([int(np.sum(g.n_node)) for g in graphs])[::-1][:k].sum()
     edges = np.sort([int(np.sum(g.n_edge)) for g in graphs])[::-1][:k].sum()
-    trips = np.sort([int(len(g.globals["triplets"])) for g in graphs])[::-1][:k].sum()
+    trips = np.sort([len(g.globals["triplets"]) for g in graphs])[::-1][:k].sum()
     return Buckets(
         n_node=_round_up(nodes + 1),
         n_edge=_round_up(edges + 2),

@@ -228,3 +228,13 @@ def test_export_refuses_params_that_do_not_fit_before_writing(tmp_path):
         with pytest.raises(ValueError, match=re.escape(fragment)):
             save_n2p2(tmp_path / f"bad{k}", model, params)
         assert not (tmp_path / f"bad{k}").exists()  # nothing half-written
+
+
+def test_partial_normalisation_is_refused(shared_dir, tmp_path):
+    d = _copy_potential(shared_dir, tmp_path)
+    path = d / "input.nn"
+    lines = path.read_text().splitlines()
+    k = next(i for i, s in enumerate(lines) if s.startswith("conv_length"))
+    path.write_text("\n".join(lines[:k] + lines[k + 1 :]) + "\n")
+    with pytest.raises(ValueError, match=rf"{path}, line\(s\) \d+, \d+: mean_energy, conv_energy without conv_length"):
+        load_n2p2(d)

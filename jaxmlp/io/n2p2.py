@@ -291,7 +291,9 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     ValueError
         For a 4G (or 3G) potential (charges/electrostatics not supported
         yet), keywords that change the model but are not implemented
-        (element-specific network sizes or activations), a single-valued
+        (element-specific network sizes or activations), a partial set of
+        the normalisation keywords ``mean_energy``, ``conv_energy``,
+        ``conv_length`` (n2p2 needs all or none), a single-valued
         keyword given twice, an ambiguous scaling mode, unsupported or
         malformed symmetry functions, ``scaling.data`` rows without all six
         columns (a missing sigma would mean σ = 0), repeated or missing
@@ -361,6 +363,16 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
         functions.append(spec)
     sorted_fns = sort_functions(functions, symbols)
     mode = _scaling_mode(s, nn_path)
+    norm = ("mean_energy", "conv_energy", "conv_length")
+    present = [k for k in norm if k in s]
+    if present and len(present) != len(norm):
+        # n2p2 normalises only with all three keywords (and refuses a partial set);
+        # applying a lone mean_energy or conv_energy would shift or scale every energy
+        lines = ", ".join(str(s[k][0][0]) for k in present)
+        raise ValueError(
+            f"{nn_path}, line(s) {lines}: {', '.join(present)} without "
+            f"{', '.join(k for k in norm if k not in s)}; use all or none of {', '.join(norm)}"
+        )
     scalars = {}
     for key, default in (("scale_min_short", "0.0"), ("scale_max_short", "1.0"), ("mean_energy", "0.0")):
         where, args = _one(s, key, nn_path, [default])

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from jaxmlp.models import morse
+from jaxmlp.models import lennard_jones, morse
 from jaxmlp.training import CheckpointManager, TrainConfig, train
 
 from helpers import morse_frames
@@ -89,6 +89,10 @@ def test_resume_refuses_another_run(tmp_path):
         with pytest.raises(ValueError, match=match) as info:
             train(m, a, b, c)
         assert "resume='force'" in str(info.value)
+    # forcing does not make another parameter tree fit: a clear error, not orbax internals
+    lj = lennard_jones(epsilon=1.0, sigma=1.0, cutoff=3.5)
+    with pytest.raises(ValueError, match=r"does not fit the current parameter/optimiser state(.|\n)*epsilon"):
+        train(lj, tr, va, more.replace(resume="force"))
     # nothing was overwritten by the refused runs
     assert CheckpointManager(cfg.checkpoint_dir).latest_step == 2
     # the same run with more epochs continues; "force" continues another run on purpose

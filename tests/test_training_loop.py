@@ -76,13 +76,18 @@ def test_deterministic_and_logged(sets, tmp_path):
     tr, va = sets
     cfg = TrainConfig(loss="forces", epochs=2, batch_size=3, learning_rate=0.01, seed=4,
                       log_file=str(tmp_path / "log.csv"))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    (tmp_path / "log.csv.tmp").symlink_to(victim)  # the old fixed temporary name must not be followed
     p1, h1 = train(MODEL, tr, va, cfg)
+    assert victim.read_text() == "keep"
     p2, h2 = train(MODEL, tr, va, cfg.replace(log_file=str(tmp_path / "log.json")))
     assert all(np.array_equal(p1[k], p2[k]) for k in p1)
     assert [h["train_loss"] for h in h1] == [h["train_loss"] for h in h2]
     lines = (tmp_path / "log.csv").read_text().splitlines()
     assert lines[0].startswith("epoch") and len(lines) == 3
     assert len(json.loads((tmp_path / "log.json").read_text())) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.csv", "log.csv.tmp", "log.json", "victim.txt"]
     p3, _ = train(MODEL, tr, va, cfg.replace(seed=5, log_file=None))
     assert not all(np.array_equal(p1[k], p3[k]) for k in p1)  # another shuffle order
 

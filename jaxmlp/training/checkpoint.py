@@ -109,10 +109,18 @@ class CheckpointManager:
                 args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
             )
         except (ValueError, KeyError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            try:
+                stored = self._mgr.item_metadata(step)["state"]
+                stored = getattr(stored, "tree", stored)
+                problems = _tree_mismatches(abstract, stored)
+            except Exception:  # noqa: BLE001 - the message below is the useful part
+                problems = []
+            if not problems:
+                text = str(exc).strip()
+                problems = [text.splitlines()[0][:500] if text else type(exc).__name__]
             raise ValueError(
                 f"checkpoint {where} does not fit the current parameter/optimiser state "
-                f"(another model, model size or optimiser?): {first[:500]}"
+                f"(another model, model size or optimiser?): " + "; ".join(problems[:5])
             ) from exc
         state = out["state"]
         problems = _tree_mismatches(abstract, state)
@@ -132,17 +140,32 @@ def _tree_mismatches(expected: Any, got: Any) -> list[str]:
     """Human-readable differences in structure, shapes and dtypes between two pytrees."""
     exp_leaves, exp_def = jax.tree_util.tree_flatten_with_path(expected)
     got_leaves, got_def = jax.tree_util.tree_flatten_with_path(got)
-    exp = {jax.tree_util.keystr(k): v for k, v in exp_leaves}
-    have = {jax.tree_util.keystr(k): v for k, v in got_leaves}
+    exp = {_path(k): v for k, v in exp_leaves}
+    have = {_path(k): v for k, v in got_leaves}
     out = [f"{k} missing in the checkpoint" for k in exp if k not in have]
     out += [f"{k} only in the checkpoint" for k in have if k not in exp]
     for k in exp:
         if k in have:
-            a, b = np.asarray(exp[k]), np.asarray(have[k])
-            if a.shape != b.shape:
-                out.append(f"{k} has shape {b.shape} in the checkpoint, {a.shape} now")
-            elif a.dtype != b.dtype:
-                out.append(f"{k} has dtype {b.dtype} in the checkpoint, {a.dtype} now")
+            a, b = exp[k], have[k]
+            sa, sb = tuple(np.shape(a)), tuple(getattr(b, "shape", np.shape(b)))
+            da, db = np.asarray(a).dtype, np.dtype(getattr(b, "dtype", np.asarray(b).dtype))
+            if sa != sb:
+                out.append(f"{k} has shape {sb} in the checkpoint, {sa} now")
+            elif da != db:
+                out.append(f"{k} has dtype {db} in the checkpoint, {da} now")
     if not out and exp_def != got_def:
         out.append(f"tree structure differs: {got_def} in the checkpoint, {exp_def} now")
     return out
+
+
+def _path(keys) -> str:
+    """``a/b/0`` for a pytree key path (dict keys, attribute names and indices alike)."""
+    parts = []
+    for k in keys:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)

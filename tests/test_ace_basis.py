@@ -85,7 +85,8 @@ def test_spherical_harmonics_addition_theorem_and_orthonormality():
     for l in range(l_max + 1):
         sl = slice(l * l, (l + 1) ** 2)
         # component normalisation: Σ_m Y_lm(u) Y_lm(v) = (2l+1) P_l(u·v)
-        np.testing.assert_allclose(np.sum(Yu[:, sl] * Yv[:, sl], axis=1), (2 * l + 1) * nplegendre.legval(cos, np.eye(l + 1)[l]), atol=1e-12)
+        legendre = nplegendre.legval(cos, np.eye(l + 1)[l])
+        np.testing.assert_allclose(np.sum(Yu[:, sl] * Yv[:, sl], axis=1), (2 * l + 1) * legendre, atol=1e-12)
     # orthonormal on the sphere (mean over the sphere of Y_lm Y_l'm' = δ), Gauss–Legendre × uniform grid
     xg, wg = nplegendre.leggauss(12)
     ph = np.linspace(0, 2 * np.pi, 24, endpoint=False)
@@ -360,8 +361,13 @@ def test_nu4_values_match_brute_force_loops():
         C34 = np.asarray(e3nn.clebsch_gordan(l3, l4, L))
         tot = 0.0
         for M in range(2 * L + 1):
-            x = sum(C12[m1, m2, M] * A[c1, l1 * l1 + m1] * A[c2, l2 * l2 + m2] for m1 in range(2 * l1 + 1) for m2 in range(2 * l2 + 1))
-            y = sum(C34[m3, m4, M] * A[c3, l3 * l3 + m3] * A[c4, l4 * l4 + m4] for m3 in range(2 * l3 + 1) for m4 in range(2 * l4 + 1))
+            x = y = 0.0
+            for m1 in range(2 * l1 + 1):
+                for m2 in range(2 * l2 + 1):
+                    x += C12[m1, m2, M] * A[c1, l1 * l1 + m1] * A[c2, l2 * l2 + m2]
+            for m3 in range(2 * l3 + 1):
+                for m4 in range(2 * l4 + 1):
+                    y += C34[m3, m4, M] * A[c3, l3 * l3 + m3] * A[c4, l4 * l4 + m4]
             tot += x * y
         np.testing.assert_allclose(B[k], tot, rtol=1e-10, atol=1e-12)
         seen += 1

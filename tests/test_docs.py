@@ -1,7 +1,6 @@
 """The documentation builds without warnings (mkdocs --strict)."""
 
 import pathlib
-import shutil
 import subprocess
 import sys
 

@@ -47,8 +47,8 @@ and free of redundant functions.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import functools
+import itertools
 import math
 import warnings
 from typing import Sequence
@@ -362,8 +362,11 @@ def product_basis(n_max, l_max, correlation_order: int = 3, *, max_order=None, m
                 stacklevel=2,
             )
             correlation_order = value
-    if isinstance(correlation_order, bool) or not isinstance(correlation_order, (int, np.integer)) or not 1 <= correlation_order <= 4:
-        raise ValueError(f"correlation_order (number of A factors, body order − 1) must be an int in 1..4, got {correlation_order!r}")
+    is_int = isinstance(correlation_order, (int, np.integer)) and not isinstance(correlation_order, bool)
+    if not is_int or not 1 <= correlation_order <= 4:
+        raise ValueError(
+            f"correlation_order (number of A factors, body order − 1) must be an int in 1..4, got {correlation_order!r}"
+        )
     n_max = _per_order(n_max, correlation_order, "n_max")
     l_max = _per_order(l_max, correlation_order, "l_max")
     if any(n < 1 for n in n_max):

@@ -198,7 +198,8 @@ def load(path):
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"{p} is corrupt or not a jaxmlp model file: {type(err).__name__}: {err}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-        raise ValueError(f"{p} is not a jaxmlp model file (format {header.get('format') if isinstance(header, dict) else header!r})")
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ValueError(f"{p} is not a jaxmlp model file (format {found!r})")
     version = header.get("version")
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"{p}: invalid format version {version!r}")
@@ -213,7 +214,12 @@ def load(path):
     model = _rebuild_model(p, name, header.get("config", {}))
     tree: dict = {}
     root_leaf = None
-    for entry in header.get("leaves", []):
+    leaves = header.get("leaves", [])
+    if not isinstance(leaves, list):
+        raise ValueError(f"{p} is corrupt: 'leaves' in the header is not a list")
+    for entry in leaves:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and isinstance(entry[1], str)):
+            raise ValueError(f"{p} is corrupt: malformed parameter entry {entry!r} in the header")
         path_, kind, shape = entry
         parts = path_.split("/") if path_ else []
         if kind in ("__list__", "__tuple__"):

@@ -128,6 +128,11 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
     _rewrite_header(path, lambda h: h["config"].update(mode="no_such_mode"))
     with pytest.raises(ValueError, match=rf"{path}: cannot re-create model 'lennard_jones'"):
         jaxmlp.load(path)
+    # a malformed parameter index
+    jaxmlp.save(path, model, params)
+    _rewrite_header(path, lambda h: h["leaves"].append(["gamma", 3]))
+    with pytest.raises(ValueError, match=rf"{path} is corrupt: malformed parameter entry"):
+        jaxmlp.load(path)
     # the untouched file still loads and gives the same energy parameters
     jaxmlp.save(path, model, params)
     back, _ = jaxmlp.load(path)

@@ -29,6 +29,8 @@ MIN_CELL_SHAPE_FACTOR = 1e-8
 def _label(atoms: Atoms, name: str | None) -> str:
     if name:
         return name
+    if len(atoms) == 0:
+        return "empty structure"
     try:
         return f"structure {atoms.get_chemical_formula()}"
     except (IndexError, KeyError):  # atomic numbers outside the periodic table

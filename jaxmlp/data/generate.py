@@ -31,16 +31,16 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 
 __all__ = [
+    "DEFAULT_DATASETS",
     "alkane",
-    "polyene",
     "biphenyl",
-    "linear_chain",
     "cu_bulk",
     "cu_clusters",
-    "organic_molecules",
-    "default_dataset",
-    "DEFAULT_DATASETS",
     "default_cache_dir",
+    "default_dataset",
+    "linear_chain",
+    "organic_molecules",
+    "polyene",
 ]
 
 #: Bumped whenever a generator changes what it makes, so stale caches are not reused.
@@ -456,7 +456,7 @@ def default_dataset(
     n: int | None = None,
     seed: int = 0,
     cache_dir: str | os.PathLike | None | bool = None,
-) -> "Any":
+) -> Any:
     """One of the built-in datasets, generated offline and cached.
 
     Parameters

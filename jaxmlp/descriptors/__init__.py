@@ -1,4 +1,10 @@
-"""Descriptors: cutoff functions and atom-centred symmetry functions (n2p2 conventions)."""
+"""Descriptors: cutoff functions and atom-centred symmetry functions (n2p2 conventions).
+
+The ACE building blocks (radial bases, Y_lm, invariant products up to
+correlation order 4) live in :mod:`jaxmlp.descriptors.ace`; they are not
+re-exported here (its ``cutoff_function`` is the ACE polynomial cutoff, not
+the n2p2 one).
+"""
 
 from .acsf import (
     ACSF,

@@ -182,7 +182,7 @@ def main(quick=False, layers=(1, 2, 3, 4), dtypes=("float64", "float32"), repeat
     n_eth = sum(len(a) for a in frames_eth) if frames_eth else 0
     if g_eth is not None and not quick:
         systems.append(("ethanol x64 (rMD17), Rc=4", ["C", "H", "O"], 4.0, g_eth, n_eth))
-    from jaxmlp.bench.studies import make_model
+    from jaxmlp.bench.factory import make_model
 
     for name, elements, rc, g, n in systems:
         n_edges = int(np.sum(np.asarray(g.edges["mask"])))

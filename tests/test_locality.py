@@ -142,3 +142,38 @@ def test_one_import_path_no_alias_modules(alias):
     # the package does not re-export the functions under a second name
     assert set(jaxmlp.analysis.__all__) == {"locality", "fragments"}
     assert not hasattr(jaxmlp.analysis, "gamma") and not hasattr(jaxmlp.analysis, "cut")
+
+
+def test_decay_keeps_a_pair_at_a_multiple_of_the_bin_width():
+    from ase import Atoms
+
+    from jaxmlp.analysis.locality import decay
+
+    atoms = Atoms("Cu2", positions=[[0, 0, 0], [2.0, 0, 0]])
+    H = np.ones((6, 6))
+    dec = decay(H, atoms, bin_width=0.5)
+    assert dec.curves["all"]["count"].sum() == 2  # both A≠B orderings of the one pair
+    assert dec.edges[-2] <= 2.0 <= dec.edges[-1]
+    np.testing.assert_allclose(np.nanmax(dec.curves["all"]["max"]), 3.0)  # ||ones(3,3)||_F
+    dec = decay(H, atoms, bin_width=0.5, r_max=2.0)  # closed last bin at r_max
+    assert dec.curves["all"]["count"][-1] == 2
+
+
+def test_force_range_uses_a_given_hessian():
+    import jax
+    from ase.build import bulk
+
+    import jaxmlp
+    from jaxmlp.analysis.locality import force_range
+
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((3, 1, 1))
+    model = jaxmlp.models.morse(D=0.34, alpha=1.36, r0=2.87, cutoff=3.0)
+    params = model.init(jax.random.PRNGKey(0), None)
+    H = np.asarray(jaxmlp.hessian(model, params, jaxmlp.atoms_to_graph(atoms, model.cutoff)))
+    a = force_range(model, params, atoms)
+    b = force_range(model, params, atoms, hessian=H)
+    assert a == b
+    c = force_range(model, params, atoms, hessian=2 * H)
+    assert c.max_norm == pytest.approx(2 * a.max_norm)
+    with pytest.raises(ValueError, match="shape"):
+        force_range(model, params, atoms, hessian=H[:3])

@@ -156,10 +156,14 @@ def decay(H, atoms, bin_width: float = 0.5, r_max: float | None = None, centers:
             raise ValueError(f"centers out of range for {n} atoms")
         keep &= np.isin(a, centers)
     a, b, d, h = a[keep], b[keep], d[keep], h[keep]
-    top = float(d.max(initial=0.0)) if r_max is None else float(r_max)
-    edges = np.arange(0.0, top + bin_width, bin_width)
-    if len(edges) < 2:
-        edges = np.array([0.0, bin_width])
+    if r_max is None:
+        # the last bin must hold the largest distance, also when it is a multiple of bin_width
+        n_bins = int(np.floor(float(d.max(initial=0.0)) / bin_width)) + 1
+    else:
+        if not r_max > 0:
+            raise ValueError(f"r_max must be positive, got {r_max}")
+        n_bins = max(1, int(np.ceil(float(r_max) / bin_width - 1e-9)))
+    edges = bin_width * np.arange(n_bins + 1, dtype=float)
     sym = np.asarray(atoms.get_chemical_symbols())
     pair_key = np.where(sym[a] <= sym[b], np.char.add(np.char.add(sym[a], "-"), sym[b]),
                         np.char.add(np.char.add(sym[b], "-"), sym[a])) if len(a) else np.array([], str)
@@ -167,6 +171,7 @@ def decay(H, atoms, bin_width: float = 0.5, r_max: float | None = None, centers:
     for key in ["all"] + sorted(set(pair_key.tolist())):
         sel = np.ones(len(a), bool) if key == "all" else pair_key == key
         k = np.digitize(d[sel], edges) - 1
+        k = np.where(d[sel] == edges[-1], len(edges) - 2, k)  # the last bin is closed on the right
         ok = (k >= 0) & (k < len(edges) - 1)
         k, hv = k[ok], h[sel][ok]
         m = len(edges) - 1
@@ -205,7 +210,7 @@ class ForceRange(NamedTuple):
     n_beyond: int
 
 
-def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None = 96) -> ForceRange:
+def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None = 96, hessian=None) -> ForceRange:
     """Check that a model's ``h_AB`` vanish beyond ``2·L·R_c``.
 
     Computes the *dense* Hessian (chunked Hessian-vector products, so every
@@ -223,6 +228,9 @@ def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None =
         Blocks with norm ≤ ``tol`` count as zero for ``radius``.
     chunk_size : int, optional
         Columns per batch of the dense Hessian.
+    hessian : [3N, 3N] array, optional
+        The model's dense Hessian of ``atoms`` if already computed (e.g. by
+        :func:`jaxmlp.hessian`); it is then used as given, not recomputed.
 
     Returns
     -------
@@ -230,13 +238,18 @@ def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None =
     """
     from ..graph.build import atoms_to_graph
     from ..models.base import check_elements
-    from ..observables import hessian
+    from ..observables import hessian as dense_hessian
 
     if tol < 0:
         raise ValueError(f"tol must be >= 0, got {tol}")
     check_elements(model, atoms.numbers)
-    g = atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
-    H = np.asarray(hessian(model, params, g, chunk_size=chunk_size), float)
+    if hessian is None:
+        g = atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
+        H = np.asarray(dense_hessian(model, params, g, chunk_size=chunk_size), float)
+    else:
+        H = np.asarray(hessian, float)
+        if H.shape != (3 * len(atoms), 3 * len(atoms)):
+            raise ValueError(f"hessian has shape {H.shape}, expected {(3 * len(atoms),) * 2} for {len(atoms)} atoms")
     norms = block_norms(H)
     dist = distance_matrix(atoms)
     off = ~np.eye(len(atoms), dtype=bool)

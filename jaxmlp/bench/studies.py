@@ -140,7 +140,7 @@ def run_locality(args, out: pathlib.Path) -> dict:
     result["max_offdiag_norm"] = float(norms[~np.eye(len(atoms), dtype=bool)].max(initial=0.0))
     dec = locality.decay(H, atoms, bin_width=args.bin)
     if model_params is not None:
-        fr = locality.force_range(model, params, atoms)
+        fr = locality.force_range(model, params, atoms, hessian=H)
         result.update({"interaction_range_2LRc": fr.interaction_range, "max_norm_beyond_2LRc": fr.max_beyond,
                        "n_pairs_beyond_2LRc": fr.n_beyond, "radius_all_nonzero_blocks": fr.radius})
     curve = dec.rows("all")

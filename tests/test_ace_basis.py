@@ -241,6 +241,13 @@ def test_nu4_block_complete_and_independent(n_channels, l_max, expected):
     assert _numerical_rank(X) == count, "ν = 4 functions are linearly dependent"
 
 
+@pytest.mark.parametrize("n_channels,l_max", [(1, 6), (2, 5), (3, 3)])
+def test_nu4_size_matches_characters_at_higher_l(n_channels, l_max):
+    # size only (the rank tests above cover evaluation): the greedy selection keeps the true count at larger l too
+    b = product_basis(n_channels, l_max, 4)
+    assert sum(g.size for g in b.groups if g.order == 4) == _o3_invariant_count(n_channels, l_max, 4)
+
+
 def test_default_preset_nu_le_3_complete():
     n_max, l_max = (8, 6, 4), (0, 3, 2)
     b = product_basis(n_max, l_max, 3)

@@ -32,8 +32,10 @@ def _molecule():
 @pytest.mark.parametrize("kind", ["cell", "molecule"])
 def test_pair_models_keep_the_contract(model, kind):
     atoms = _cell() if kind == "cell" else _molecule()
-    report = check_model(model, model.init(None), atoms, skip=["jit"] if kind == "cell" else ())
-    expected = set(ALL_CHECKS) - ({"jit"} if kind == "cell" else {"wrapping", "fd_stress"})
+    # op-by-op (jit) and parameter-gradient checks compile most: once per model
+    skip = ["jit", "param_gradients"] if kind == "cell" else []
+    report = check_model(model, model.init(None), atoms, skip=skip)
+    expected = set(ALL_CHECKS) - (set(skip) if kind == "cell" else {"wrapping", "fd_stress"})
     assert set(report["checks"]) == expected
     assert report["periodic"] == (kind == "cell") and report["dtype"] == "float64"
     # the checks are tight: every comparison far inside its tolerance, range blocks exactly zero
@@ -45,8 +47,8 @@ def test_pair_models_keep_the_contract(model, kind):
 
 def test_mixed_periodic_slab():
     atoms = random_cell_atoms(6, np.diag([5.0, 5.5, 9.0]), pbc=(True, True, False), seed=2, min_dist=2.2)
-    report = check_model(LJ, LJ.init(None), atoms, checks=["rotation", "wrapping", "fd_stress", "padding"])
-    assert report["checks"] == ["rotation", "wrapping", "padding"]
+    report = check_model(LJ, LJ.init(None), atoms, checks=["rotation", "wrapping", "fd_stress"])
+    assert report["checks"] == ["rotation", "wrapping"]
     assert "fd_stress" in report["skipped"]
 
 
@@ -128,16 +130,17 @@ def test_check_model_catches_broken_models(apply, check, kw):
     # the violated check fails, naming itself and the size of the violation
     with pytest.raises(AssertionError, match=rf"check_model\[{check}\].*exceeds tolerance \d"):
         check_model(model, model.init(None), atoms, checks=[check])
-    # and it is the first failure of a full run (the checks before it pass)
-    with pytest.raises(AssertionError, match=rf"check_model\[{check}\]"):
-        check_model(model, model.init(None), atoms, skip=["jit", "param_gradients"])
+    # and the checks before it pass: it is the first failure of a full run
+    before = list(ALL_CHECKS[: ALL_CHECKS.index(check)])
+    if check not in ("padding", "range"):  # (those would compile the padded batch / a larger structure)
+        check_model(model, model.init(None), atoms, checks=before)
 
 
 def test_padding_atoms_with_energy_are_masked_by_the_observables():
     """A model may return anything on padding atoms: the observables mask it, so the contract holds."""
     model = _broken(_padding_energy)
-    report = check_model(model, model.init(None), _molecule(), checks=["padding", "param_gradients"])
-    assert report["checks"] == ["padding", "param_gradients"]
+    report = check_model(model, model.init(None), _molecule(), checks=["padding"])
+    assert report["checks"] == ["padding"] and report["errors"]["padding"]["ratio"] < 1e-2
 
 
 def test_wrapping_catches_image_dependence():

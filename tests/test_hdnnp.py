@@ -1,4 +1,4 @@
-"""HDNNP model: forces vs finite differences, invariances, padding/jit, float32, E0 fit, Calculator."""
+"""HDNNP model: forces vs finite differences, the model contract (check_model), float32, E0 fit, Calculator."""
 
 import functools
 
@@ -12,6 +12,7 @@ import jaxmlp
 from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, compact_angular, compact_radial, radial_grid
 from jaxmlp.data import fit_reference_energies
 from jaxmlp.models import hdnnp
+from jaxmlp.testing import check_model
 
 from helpers import random_cell_atoms
 
@@ -75,38 +76,26 @@ def test_forces_match_finite_differences(setup):
     assert abs(float(np.asarray(f).sum(0).max())) < 1e-10  # Newton's third law (translation invariance)
 
 
-def test_invariances(setup):
-    atoms, model, params = setup
-    e0 = float(_e(model, params, _graph(model, atoms))[0])
-    rng = np.random.default_rng(3)
-    # translation (wrapped or not) and rotation of cell + positions
-    a = atoms.copy()
-    a.positions += np.array([0.37, -1.2, 2.9])
-    assert float(_e(model, params, _graph(model, a))[0]) == pytest.approx(e0, rel=1e-12)
-    q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-    b = atoms.copy()
-    b.set_cell(atoms.cell.array @ q.T, scale_atoms=False)
-    b.positions = atoms.positions @ q.T
-    assert float(_e(model, params, _graph(model, b))[0]) == pytest.approx(e0, rel=1e-12)
-    # permutation of atoms
-    perm = rng.permutation(len(atoms))
-    c = atoms[perm]
-    assert float(_e(model, params, _graph(model, c))[0]) == pytest.approx(e0, rel=1e-12)
+# strongly skewed triclinic cell: tilts of 29-36 % of the box lengths
+SKEWED = np.array([[4.4, 0.0, 0.0], [1.5, 4.2, 0.0], [1.4, -1.3, 4.5]])
 
 
-def test_padding_and_jit(setup):
-    atoms, model, params = setup
-    g = _graph(model, atoms)
-    e_plain = _e(model, params, g)
-    b = jaxmlp.batch_graphs([g, g], jaxmlp.Buckets(n_node=24, n_edge=2 * len(g.senders) + 6, n_graph=3,
-                                                   n_triplet=2 * len(g.globals["triplets"]) + 4))
-    e, f = _ef(model, params, b)
-    _, f1 = _ef(model, params, g)
-    np.testing.assert_allclose(np.asarray(e)[:2], float(np.sum(e_plain)), rtol=1e-12)
-    assert float(e[2]) == 0.0
-    n = len(atoms)
-    np.testing.assert_allclose(np.asarray(f)[:n], np.asarray(f1), rtol=1e-10, atol=1e-12)
-    assert np.all(np.asarray(f)[2 * n :] == 0.0)
+def test_contract_skewed_periodic_cell(setup):
+    """Invariances of energy, forces and stress (σ → R σ Rᵀ), FD forces and stress, padding, range."""
+    _, model, params = setup
+    atoms = random_cell_atoms(8, SKEWED, seed=2, min_dist=1.3, symbols=["Cu", "O"])
+    report = check_model(model, params, atoms, skip=["jit", "param_gradients"])
+    assert {"rotation", "reflection", "permutation", "wrapping", "fd_forces", "fd_stress", "padding", "range"} <= set(report["checks"])
+    assert report["errors"]["fd_stress"]["scale"] > 1e-3  # a non-trivial stress
+    assert report["errors"]["range"]["max_error"] == 0.0
+
+
+def test_contract_molecule(setup):
+    _, model, params = setup
+    atoms = random_cell_atoms(6, np.eye(3) * 4.0, pbc=False, seed=4, min_dist=1.4, symbols=["Cu", "O"])
+    report = check_model(model, params, atoms, checks=["translation", "rotation", "permutation", "fd_forces", "jit", "param_gradients"])
+    assert report["checks"] == ["translation", "rotation", "permutation", "fd_forces", "param_gradients", "jit"]
+    assert report["errors"]["fd_forces"]["scale"] > 1e-2
 
 
 def test_float32_matches_float64():

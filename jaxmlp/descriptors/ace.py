@@ -299,7 +299,7 @@ def nu4_couplings(ls: tuple, pattern: tuple = (0, 1, 2, 3)) -> tuple:
     tuple of int
         The ``L`` kept, ascending. All ``L`` of both triangle rules are
         candidates; they are taken in ascending order and one is kept when it
-        raises the rank of the candidate functions evaluated on 4·n + 8 random
+        raises the rank of the candidates evaluated on 4·(number of candidates) + 8 random
         factors (fixed seed, float64), so the choice is deterministic. For
         distinct factors every candidate is kept (the ``(12)(34)`` couplings
         are a basis of the invariants of ``V_l1 ⊗ … ⊗ V_l4``); repeated

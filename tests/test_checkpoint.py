@@ -4,11 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from helpers import morse_frames
 
 from jaxmlp.models import lennard_jones, morse
 from jaxmlp.training import CheckpointManager, TrainConfig, train
-
-from helpers import morse_frames
 
 data = pytest.importorskip("jaxmlp.data")
 
@@ -171,8 +170,9 @@ def _tiny_mlace():
 @pytest.mark.parametrize("make", [_tiny_hdnnp, _tiny_mlace])
 def test_round_trip_of_network_states(tmp_path, make):
     import jax
-    import jaxmlp
     import optax
+
+    import jaxmlp
 
     model, key = make()
     atoms = morse_frames([5])[0]

@@ -5,12 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
+from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.models import lennard_jones
 from jaxmlp.training import energy_loss, force_loss, loss, loss_sums, penalty, stress_loss
-
-from helpers import random_cell_atoms
 
 data = pytest.importorskip("jaxmlp.data")
 
@@ -62,7 +61,10 @@ def _force_residuals(ds):
 def _reference(ds, kappa, variant="mse", hd=0.1):
     """Loss evaluated structure by structure with the ASE-equivalent model."""
     num = den = 0.0
-    rho = lambda x: _rho(x, variant, hd)
+
+    def rho(x):
+        return _rho(x, variant, hd)
+
     for k in range(len(ds)):
         g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(ds[k], 3.0)], ONE)
         e, f = jef(MODEL, PARAMS, g)
@@ -154,8 +156,8 @@ def test_padding_and_batching_invariance(dataset):
     assert num / den == pytest.approx(float(jloss(MODEL, PARAMS, small, kind="forces")), rel=1e-12)
 
 
-@pytest.mark.parametrize("kind, extra", [("energy", {}), ("forces", {"kappa": 0.7}), ("forces", {"kappa": 0.7, "variant": "huber"}),
-                                         ("energy", {"stress_weight": 2.0})])
+@pytest.mark.parametrize("kind, extra", [("energy", {}), ("forces", {"kappa": 0.7}),
+                                         ("forces", {"kappa": 0.7, "variant": "huber"}), ("energy", {"stress_weight": 2.0})])
 def test_parameter_gradient_finite_differences(dataset, kind, extra):
     b = jax.tree.map(jnp.asarray, _batch(dataset))
     f = jax.jit(lambda p: loss(MODEL, p, b, kind=kind, **extra))

@@ -63,8 +63,8 @@ def _run(n_devices, ckpt):
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n_devices}").strip()
     env["JAX_PLATFORMS"] = "cpu"
     tests = os.path.dirname(os.path.abspath(__file__))
-    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests, ckpt=str(ckpt))], env=env, capture_output=True, text=True,
-                         timeout=600, cwd=os.path.dirname(tests))
+    out = subprocess.run([sys.executable, "-c", SCRIPT.format(tests=tests, ckpt=str(ckpt))], env=env,
+                         capture_output=True, text=True, timeout=600, cwd=os.path.dirname(tests))
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -9,10 +9,18 @@ Quick start::
 
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
+from .loop import (
+    data_mesh,
+    device_batches,
+    learning_rate_schedule,
+    make_eval_step,
+    make_optimiser,
+    make_train_step,
+    run_fingerprint,
+    train,
+)
 from .losses import energy_loss, force_loss, loss, loss_sums, penalty, stress_loss
-from .loop import (data_mesh, device_batches, learning_rate_schedule, make_eval_step, make_optimiser, make_train_step,
-                   run_fingerprint, train)
-from .metrics import evaluate, learning_curve_plot, nve_energy_drift, parity_plot, force_angle_errors
+from .metrics import evaluate, force_angle_errors, learning_curve_plot, nve_energy_drift, parity_plot
 from .taylor import taylor_augment, taylor_displacements, taylor_energy
 
 __all__ = [

@@ -30,7 +30,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import time
 from typing import Any, Callable, Iterator
 
@@ -38,15 +37,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from ..utils import atomic_write, json_ready, write_json
 from ..models.base import Model, check_elements
+from ..utils import atomic_write, json_ready, write_json
 from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .losses import loss_sums
 
-__all__ = ["train", "make_optimiser", "learning_rate_schedule", "run_fingerprint", "make_train_step", "make_eval_step", "device_batches", "data_mesh"]
+__all__ = ["train", "make_optimiser", "learning_rate_schedule", "run_fingerprint", "make_train_step", "make_eval_step",
+           "device_batches", "data_mesh"]
 
 
 # ----------------------------------------------------------------- plumbing

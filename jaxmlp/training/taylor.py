@@ -259,5 +259,6 @@ def taylor_augment(
         )
         frames.extend(new)
         weights.extend([weight * float(dataset.weight[k])] * a)
-    extra = Dataset(frames, [f.calc.results["energy"] for f in frames], [f.calc.results["forces"] for f in frames], weight=weights)
+    extra = Dataset(frames, [f.calc.results["energy"] for f in frames], [f.calc.results["forces"] for f in frames],
+                    weight=weights)
     return dataset.concat(extra) if include_original else extra

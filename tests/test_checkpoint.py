@@ -192,3 +192,32 @@ def test_round_trip_of_network_states(tmp_path, make):
     for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(state)):
         assert np.asarray(a).dtype == np.asarray(b).dtype
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_fingerprint_covers_what_shapes_the_run():
+    from jaxmlp.training import run_fingerprint
+
+    tr, va = _sets()
+    model = morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5)
+    base = TrainConfig(loss="forces", schedule="constant")
+    fp = run_fingerprint(model, tr, va, base)
+    same = lambda **kw: run_fingerprint(model, tr, va, base.replace(**kw)) == fp  # noqa: E731
+    # free to change on resume
+    assert same(epochs=7) and same(patience=3) and same(time_limit=5.0) and same(keep_checkpoints=5)
+    assert same(delta=0.02, a=3)  # Taylor settings only matter for loss="taylor"
+    assert run_fingerprint(model, tr, va, base.replace(optimiser="lbfgs")) == run_fingerprint(
+        model, tr, va, base.replace(optimiser="lbfgs", learning_rate=0.5))  # L-BFGS line-searches
+    # part of the run
+    for kw in (dict(seed=1), dict(batch_size=3), dict(shuffle=False), dict(kappa=0.2), dict(variant="mae"),
+               dict(learning_rate=0.5), dict(warmup_epochs=1), dict(grad_clip=1.0), dict(schedule="exponential")):
+        assert not same(**kw), kw
+    cos = base.replace(schedule="cosine")
+    assert run_fingerprint(model, tr, va, cos) != run_fingerprint(model, tr, va, cos.replace(epochs=7))
+    tay = base.replace(loss="taylor")
+    assert run_fingerprint(model, tr, va, tay) != run_fingerprint(model, tr, va, tay.replace(delta=0.02))
+    # the data digest sees a change of one coordinate by 1e-12 Å, and nothing else changes it
+    frames = [tr[k] for k in range(len(tr))]
+    assert run_fingerprint(model, data.Dataset.from_atoms(frames), va, base) == fp
+    frames[3].positions[2, 1] += 1e-12
+    moved = run_fingerprint(model, data.Dataset.from_atoms(frames), va, base)
+    assert moved["train_data"] != fp["train_data"] and {**moved, "train_data": None} == {**fp, "train_data": None}

@@ -40,8 +40,8 @@ import jax.numpy as jnp  # noqa: E402
 from ase.build import bulk  # noqa: E402
 
 import jaxmlp  # noqa: E402
-from jaxmlp.models import mlace  # noqa: E402
 from jaxmlp.graph import max_degree  # noqa: E402
+from jaxmlp.models import mlace  # noqa: E402
 from jaxmlp.models.mlace import basis_sizes  # noqa: E402
 
 # Timing script for ace-jax (run by a separate interpreter, e.g. a scratch venv

@@ -36,7 +36,7 @@ def cu_cells(reps, n_per_size=3, seed=0):
     out = {}
     for rep in reps:
         frames = []
-        for k in range(n_per_size):
+        for _k in range(n_per_size):
             a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(rep)
             a.positions += rng.normal(scale=0.08, size=a.positions.shape)
             a.calc = EMT()
@@ -71,7 +71,8 @@ def time_steps(step, params, opt_state, batches, repeat):
 
 
 def main(sizes=(12, 32, 108, 256, 500, 1372), a=8, model_kind="hdnnp", cutoff=4.0, repeat=2, out=None):
-    from jax.sharding import NamedSharding, PartitionSpec as P
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from jaxmlp.data import Dataset
     from jaxmlp.training import TrainConfig, data_mesh, device_batches, make_optimiser, make_train_step

@@ -39,9 +39,9 @@ SHARED = ROOT.parent / "shared" / "data" / "datasets"
 def build_model(train_set, cutoff, n_radial=5, hidden=(12, 12)):
     """A small HDNNP fitted to ``train_set``'s descriptor statistics, or a Morse fallback."""
     try:
+        from jaxmlp.data import fit_reference_energies
         from jaxmlp.descriptors import acsf
         from jaxmlp.models import hdnnp
-        from jaxmlp.data import fit_reference_energies
     except ImportError as err:  # pragma: no cover - depends on the checkout
         from jaxmlp.models import morse
 

@@ -35,8 +35,8 @@ import numpy as np
 import optax
 
 import jaxmlp
-from jaxmlp.models import mlace
 from jaxmlp.graph import max_degree
+from jaxmlp.models import mlace
 
 ETHANOL = "datasets/ethanol_rmd17.extxyz"
 PAPER_ETHANOL = {1: (1.9, 9.8), 2: (1.0, 6.2), 3: (0.8, 5.4), 4: (0.7, 4.4)}

@@ -9,10 +9,10 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import numpy as np
+import numpy as np  # noqa: E402
 
-import jaxmlp
-from jaxmlp.data.generate import alkane
+import jaxmlp  # noqa: E402
+from jaxmlp.data.generate import alkane  # noqa: E402
 
 
 def main(n_carbon: int = 12, out: str = "tutorial_locality.png") -> dict:

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from ase import Atoms
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
+from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.descriptors import (
@@ -23,8 +23,6 @@ from jaxmlp.descriptors import (
     scale_features,
     sort_functions,
 )
-
-from helpers import random_cell_atoms
 
 RC = 4.2
 

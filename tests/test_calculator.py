@@ -20,7 +20,7 @@ def test_calculator_matches_ase_morse_through_a_trajectory():
     calc = jaxmlp.Calculator(model, model.init(None), skin=0.4)
     ref = MorsePotential(epsilon=D, rho0=rho0, r0=r0, rcut1=1.9, rcut2=2.7)
     rng = np.random.default_rng(0)
-    for step in range(6):
+    for _step in range(6):
         atoms.positions += rng.normal(scale=0.03, size=atoms.positions.shape)
         a_ref = atoms.copy()
         a_ref.calc = ref

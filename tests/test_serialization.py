@@ -6,16 +6,18 @@ import zipfile
 import jax
 import numpy as np
 import pytest
+from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.descriptors import angular_set, radial_grid
 from jaxmlp.models import hdnnp, lennard_jones, morse
 from jaxmlp.serialization import FORMAT_VERSION
 
-from helpers import random_cell_atoms
 
-
-@pytest.mark.parametrize("factory", [lambda: lennard_jones(epsilon=0.2, sigma=2.1, cutoff=5.0), lambda: morse(D=0.5, alpha=1.3, r0=2.4, cutoff=5.0, mode="shift")])
+@pytest.mark.parametrize(
+    "factory",
+    [lambda: lennard_jones(epsilon=0.2, sigma=2.1, cutoff=5.0), lambda: morse(D=0.5, alpha=1.3, r0=2.4, cutoff=5.0, mode="shift")],
+)
 def test_pair_model_round_trip(tmp_path, factory):
     model = factory()
     params = model.init(jax.random.PRNGKey(0), None)

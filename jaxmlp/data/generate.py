@@ -181,7 +181,7 @@ def biphenyl(dihedral: float = 40.0) -> Atoms:
     tau = np.radians(dihedral)
     rot = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(tau), -np.sin(tau)], [0.0, np.sin(tau), np.cos(tau)]])
     carbons, hydrogens = [], []
-    for ring, (c, phase, rotation) in enumerate(
+    for _ring, (c, phase, rotation) in enumerate(
         [(np.array([-centre, 0, 0]), 0.0, np.eye(3)), (np.array([centre, 0, 0]), np.pi, rot)]
     ):
         for k in range(6):

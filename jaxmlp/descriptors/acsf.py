@@ -47,7 +47,7 @@ import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
 from ..graph.ops import edge_vectors, safe_norm
-from .cutoffs import CORE_TYPES, compact_function, cutoff_function, cutoff_type_id, cutoff_type_name
+from .cutoffs import CORE_TYPES, compact_function, cutoff_function, cutoff_type_name
 
 __all__ = [
     "ACSF",
@@ -758,7 +758,7 @@ class ACSF:
                 if sel.any():
                     acc[s].append(G[sel, : self.n_functions[k]])
         out = {}
-        for k, s in enumerate(self.symbols):
+        for s in self.symbols:
             if not acc[s]:
                 raise ValueError(f"no atoms of element {s} in the structures; cannot compute its scaling statistics")
             X = np.concatenate(acc[s], axis=0)

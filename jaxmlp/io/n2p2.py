@@ -119,7 +119,8 @@ def _parse_sf(args, L, where):
         t = int(args[1])
     except (IndexError, ValueError):
         raise ValueError(f"{where}: malformed symfunction_short line: {text}") from None
-    f = lambda k: _float(args[k], f"symfunction_short field {k + 1}", where)
+    def f(k):
+        return _float(args[k], f"symfunction_short field {k + 1}", where)
     counts = {2: (6, 6), 3: (8, 9), 9: (8, 9), 20: (6, 6), 22: (9, 9)}
     if t in counts and not counts[t][0] <= len(args) <= counts[t][1]:
         lo, hi = counts[t]

@@ -33,7 +33,18 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
-__all__ = ["CAP_LENGTHS", "Fragment", "FragmentSeries", "cut", "detect_bonds", "detect_groups", "fragment_series"]
+__all__ = [
+    "CAP_LENGTHS",
+    "Fragment",
+    "FragmentSeries",
+    "cut",
+    "detect_bonds",
+    "detect_groups",
+    "fragment_series",
+    "group_removal_fragments",
+    "remove_units",
+    "units_along_chain",
+]
 
 #: X–H distance (Å) of the capping hydrogen on a cut bond of element X.
 CAP_LENGTHS = {"C": 1.05, "N": 1.01, "O": 0.97, "S": 1.34}
@@ -516,3 +527,212 @@ def fragment_series(
         })
         frags.append(frag)
     return FragmentSeries(center=center, force_full=f_full, rows=rows, fragments=frags)
+
+
+# ----------------------------------------------------------------------------
+# group-removal fragments (the paper's model-system protocol)
+# ----------------------------------------------------------------------------
+_UNIT_KINDS = ("CH2", "C2H2", "ring")
+
+
+def _molecule_bonds(atoms: Atoms, bonds, bond_scale: float):
+    if np.any(atoms.pbc):
+        raise ValueError("group-removal fragments need a finite molecule or cluster (pbc all False)")
+    bnd = detect_bonds(atoms, bond_scale, bonds)
+    adj = [set() for _ in range(len(atoms))]
+    for a, b in zip(bnd.i, bnd.j):
+        adj[int(a)].add(int(b))
+    return adj
+
+
+def _check_reference(reference, n: int) -> int:
+    if not isinstance(reference, (int, np.integer)) or not 0 <= int(reference) < n:
+        raise ValueError(f"reference atom {reference!r} out of range for {n} atoms")
+    return int(reference)
+
+
+def _graph_distances(adj, start: int, allowed) -> dict:
+    dist, queue = {start: 0}, [start]
+    while queue:
+        nxt = []
+        for a in queue:
+            for b in sorted(adj[a]):
+                if b in allowed and b not in dist:
+                    dist[b] = dist[a] + 1
+                    nxt.append(b)
+        queue = nxt
+    return dist
+
+
+def units_along_chain(atoms: Atoms, reference: int, kind: str = "CH2", bonds=None, bond_scale: float = 1.2) -> list[list[int]]:
+    """Functional units of a chain or ring system, ordered from ``reference`` outward.
+
+    Every unit is a sorted list of atom indices: its heavy atoms plus the
+    terminal atoms (H) bonded to them; the first unit holds ``reference``.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms (finite)
+    reference : int
+        Reference atom ``A``; for ``"CH2"`` and ``"C2H2"`` it must be a chain
+        end (one heavy neighbour).
+    kind : {"CH2", "C2H2", "ring"}
+        ``"CH2"``: one heavy atom per unit (CH3/CH2 of an alkane, ordered by
+        bond-graph distance from ``A``); ``"C2H2"``: two consecutive heavy
+        atoms per unit along an unbranched chain (a conjugated polyene: each
+        unit is a C=C, units are joined by single bonds, which is checked:
+        the joining bond must be at least 0.9 × the sum of covalent radii);
+        ``"ring"``: one planar 5/6-ring per unit (phenylene rings of
+        oligophenyls), ordered by the graph distance of the ring's closest
+        atom to ``A``.
+    bonds : [B, 2] int, optional
+        Explicit bonds (e.g. of the unscaled structure, reused at every σ).
+    bond_scale : float
+
+    Returns
+    -------
+    list of list of int
+
+    Raises
+    ------
+    ValueError
+        Unknown ``kind``, a branched chain, a reference that is not a chain
+        end, heavy atoms outside every ring, a double bond between units.
+    """
+    if kind not in _UNIT_KINDS:
+        raise ValueError(f"kind must be one of {_UNIT_KINDS}, got {kind!r}")
+    n = len(atoms)
+    A = _check_reference(reference, n)
+    adj = _molecule_bonds(atoms, bonds, bond_scale)
+    Z = atoms.numbers
+    terminal = [a for a in range(n) if len(adj[a]) == 1 and Z[a] == 1]
+    heavy = {a for a in range(n) if Z[a] > 1}
+    if A not in heavy:
+        raise ValueError(f"the reference atom {A} must be a heavy atom")
+
+    def with_h(core):
+        out = set(core)
+        for a in core:
+            out |= {t for t in adj[a] if t in terminal}
+        return sorted(out)
+
+    dist = _graph_distances(adj, A, heavy)
+    if len(dist) != len(heavy):
+        raise ValueError("the heavy atoms do not form one connected molecule")
+    if kind in ("CH2", "C2H2"):
+        if any(len(adj[a] & heavy) > 2 for a in heavy):
+            raise ValueError(f"kind={kind!r} needs an unbranched chain; atom(s) "
+                             f"{[a for a in heavy if len(adj[a] & heavy) > 2]} have more than two heavy neighbours")
+        if len(adj[A] & heavy) != 1:
+            raise ValueError(f"the reference atom {A} is not a chain end (it has {len(adj[A] & heavy)} heavy neighbours)")
+        chain = sorted(heavy, key=lambda a: dist[a])
+        if kind == "CH2":
+            return [with_h([a]) for a in chain]
+        if len(chain) % 2:
+            raise ValueError(f"kind='C2H2' needs an even number of chain atoms, got {len(chain)}")
+        R = atoms.positions
+        rad = covalent_radii[Z]
+        for k in range(1, len(chain) // 2):
+            a, b = chain[2 * k - 1], chain[2 * k]
+            if np.linalg.norm(R[a] - R[b]) < 0.9 * (rad[a] + rad[b]):
+                raise ValueError(f"the bond {a}-{b} joining two C2H2 units is a double bond; the units would cut it")
+        return [with_h(chain[2 * k : 2 * k + 2]) for k in range(len(chain) // 2)]
+    rings = detect_groups(atoms, detect_bonds(atoms, bond_scale, bonds), kinds=("rings",))
+    in_ring = set().union(*map(set, rings)) if rings else set()
+    if heavy - in_ring:
+        raise ValueError(f"kind='ring': heavy atoms {sorted(heavy - in_ring)} belong to no planar ring")
+    if any(len(set(r) & set(s)) for i, r in enumerate(rings) for s in rings[i + 1:]):
+        raise ValueError("kind='ring': fused rings share atoms; give the units explicitly")
+    rings = sorted(rings, key=lambda r: (min(dist[a] for a in r), min(r)))
+    if A not in rings[0]:
+        raise ValueError(f"the reference atom {A} is in no ring")
+    return [with_h(r) for r in rings]
+
+
+def remove_units(
+    atoms: Atoms,
+    reference: int,
+    units: Sequence[Sequence[int]],
+    n_removed: int,
+    bond_lengths: dict | None = None,
+    bonds=None,
+    bond_scale: float = 1.2,
+) -> Fragment:
+    """The fragment ``Y_g``: ``atoms`` without its last ``n_removed`` units, H-capped.
+
+    ``units`` are atom-index groups ordered from the reference atom outward
+    (e.g. from :func:`units_along_chain`, or a MOF's SBUs, carboxylates and
+    rings given explicitly); the last ``n_removed`` of them are removed and
+    every bond between a kept and a removed atom is replaced by a hydrogen
+    on the kept atom, on the line of the broken bond, at
+    :data:`CAP_LENGTHS` (C–H 1.05 Å; ``bond_lengths`` overrides).  Atoms in
+    no unit are always kept.  The fragment's ``info["removed"]`` lists the
+    removed atoms (parent indices), ``info["n_removed_units"]`` the count.
+
+    Raises
+    ------
+    ValueError
+        Units overlapping or out of range, ``reference`` in a removed unit,
+        or a bond of the reference atom cut (the paper never cuts them).
+    """
+    n = len(atoms)
+    A = _check_reference(reference, n)
+    units = [sorted(int(x) for x in u) for u in units]
+    flat = [x for u in units for x in u]
+    if any(not u for u in units) or any(x < 0 or x >= n for x in flat):
+        raise ValueError(f"units must be non-empty lists of atom indices in range for {n} atoms")
+    if len(set(flat)) != len(flat):
+        raise ValueError("units overlap (an atom is listed in two units)")
+    if not isinstance(n_removed, (int, np.integer)) or not 0 <= int(n_removed) < len(units):
+        raise ValueError(f"n_removed must be in 0..{len(units) - 1}, got {n_removed!r}")
+    n_removed = int(n_removed)
+    removed = sorted(x for u in units[len(units) - n_removed:] for x in u)
+    if A in removed:
+        raise ValueError(f"the reference atom {A} is in a removed unit")
+    adj = _molecule_bonds(atoms, bonds, bond_scale)
+    gone = set(removed)
+    if adj[A] & gone:
+        raise ValueError(f"removing {n_removed} unit(s) cuts a bond of the reference atom {A} (to {sorted(adj[A] & gone)})")
+    cap_lengths = {**CAP_LENGTHS, **(bond_lengths or {})}
+    kept = [a for a in range(n) if a not in gone]
+    R = np.asarray(atoms.positions, float)
+    syms = atoms.get_chemical_symbols()
+    numbers = [int(atoms.numbers[a]) for a in kept]
+    pos = [R[a] for a in kept]
+    parent, bonded_to, replaces = list(kept), [-1] * len(kept), [-1] * len(kept)
+    for a in kept:
+        for x in sorted(adj[a] & gone):
+            u = (R[x] - R[a]) / np.linalg.norm(R[x] - R[a])
+            numbers.append(1)
+            pos.append(R[a] + _cap_length(syms[a], cap_lengths) * u)
+            parent.append(-1)
+            bonded_to.append(a)
+            replaces.append(x)
+    frag = Fragment(numbers=numbers, positions=np.array(pos), pbc=False)
+    frag.arrays["parent_index"] = np.asarray(parent, int)
+    frag.arrays["cap_bonded_to"] = np.asarray(bonded_to, int)
+    frag.arrays["cap_replaces"] = np.asarray(replaces, int)
+    frag.info["center_index"] = kept.index(A)
+    frag.info["removed"] = removed
+    frag.info["n_removed_units"] = n_removed
+    return frag
+
+
+def group_removal_fragments(atoms: Atoms, reference: int, units: Sequence[Sequence[int]], **kwargs) -> list[Fragment]:
+    """Every fragment ``Y_g`` of the group-removal series, ``g = 1, 2, …`` (largest first).
+
+    ``Y_g`` removes the last ``g`` units (:func:`remove_units`); removals
+    that would cut a bond of the reference atom end the series (for an
+    alkane with ``A`` = C1 the smallest fragment is ethane, for a polyene
+    ethylene, for an oligophenyl benzene).  ``kwargs`` go to
+    :func:`remove_units`.
+    """
+    out = []
+    for g in range(1, len(units)):
+        try:
+            out.append(remove_units(atoms, reference, units, g, **kwargs))
+        except ValueError as err:
+            if "cuts a bond of the reference atom" in str(err):
+                break
+            raise
+    return out

@@ -87,6 +87,10 @@ def test_contract_skewed_periodic_cell(setup):
     report = check_model(model, params, atoms, skip=["jit", "param_gradients"])
     assert {"rotation", "reflection", "permutation", "wrapping", "fd_forces", "fd_stress", "padding", "range"} <= set(report["checks"])
     assert report["errors"]["fd_stress"]["scale"] > 1e-3  # a non-trivial stress
+    # stress covariance: σ → R σ Rᵀ under rotation and reflection, invariant under the other moves
+    for check in ("translation", "rotation", "reflection", "permutation", "wrapping"):
+        assert report["compared"][check] == ["energy", "forces", "stress"] or check == "translation"
+    assert any("stress" in what for what in report["compared"]["padding"])
     assert report["errors"]["range"]["max_error"] == 0.0
 
 

@@ -122,6 +122,8 @@ def test_model_contract_check(n_layers, kind, checks):
     assert report["errors"]["fd_forces"]["scale"] > 1e-3  # non-trivial forces
     if kind == "cell":
         assert report["errors"]["fd_stress"]["scale"] > 1e-4
+        # stress covariance: σ → R σ Rᵀ under rotation and reflection, invariant under permutation
+        assert all("stress" in report["compared"][c] for c in ("rotation", "reflection", "permutation"))
     if "range" in checks:
         assert report["errors"]["range"]["max_error"] == 0.0
 

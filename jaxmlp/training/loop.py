@@ -102,12 +102,21 @@ def device_batches(dataset, cutoff: float, buckets, n_devices: int, per_device: 
         yield _stack(group)
 
 
-def _put(tree, sharding, n_local: int, process: int):
-    """Place a host batch stacked over all devices onto the mesh."""
+def _put(tree, sharding):
+    """Place a host batch stacked over all devices (leading axis) onto the mesh.
+
+    Every process holds the same global host batch; each fills only the
+    shards of its own devices (``jax.make_array_from_callback``), so the
+    sub-batch of mesh position ``d`` lands on ``mesh.devices[d]`` whatever
+    the order of processes and devices.
+    """
     if jax.process_count() == 1:
         return jax.device_put(tree, sharding)
-    lo, hi = process * n_local, (process + 1) * n_local
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x[lo:hi]), tree)
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    return jax.tree.map(put, jax.device_get(tree))
 
 
 def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> Callable[[Any], jax.Array]:
@@ -383,6 +392,23 @@ def _fingerprint_differences(stored, current, prefix: str = "") -> list[str]:
 # ----------------------------------------------------------------- train
 
 
+def _peer_failure(exc: Exception, epoch: int, ckpt) -> RuntimeError:
+    """The error a process of a multi-process run raises when a collective with its peers fails."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    where = "no checkpoint_dir, the run starts from scratch"
+    if ckpt is not None:
+        try:
+            last = ckpt.latest_step  # orbax's cached list of steps: no collective
+        except Exception:  # noqa: BLE001 - the message must not hide the original failure
+            last = None
+        where = f"from epoch {last} in {ckpt.directory}" if last is not None else f"from scratch ({ckpt.directory} is empty)"
+    return RuntimeError(
+        f"multi-process training failed in epoch {epoch + 1}: process {jax.process_index()} of {jax.process_count()} "
+        f"lost contact with its peers during a collective ({first}). Another process probably died; see its log. "
+        f"Restart all processes with the same settings; the run resumes {where}."
+    )
+
+
 def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any = None,
           callback: Callable[[int, dict], Any] | None = None) -> tuple[Any, list[dict]]:
     """Fit ``model`` to ``train_set``; return the best-validation parameters and the history.
@@ -449,7 +475,6 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
 
     mesh = data_mesh()
     n_dev = mesh.devices.size
-    n_local, process = jax.local_device_count(), jax.process_index()
     per_dev = -(-config.batch_size // n_dev)
     trip = bool(model.needs_triplets)
     cutoff = model.cutoff
@@ -503,8 +528,8 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
             raise
         history = list(meta.get("history", []))
         stopped = bool(meta.get("stopped", False))
-    state["params"] = jax.device_put(state["params"], repl)
-    state["opt_state"] = jax.device_put(state["opt_state"], repl)
+    state["params"] = _put(state["params"], repl)
+    state["opt_state"] = _put(state["opt_state"], repl)
 
     start = int(state["epoch"])
     epochs = range(start, config.epochs)
@@ -512,55 +537,61 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, initial=start, total=config.epochs, desc=f"train[{config.loss}]")
-    for epoch in ([] if stopped else epochs):
-        t0 = time.perf_counter()
-        sums: dict = {}
-        for batch in device_batches(train_set, cutoff, buckets, n_dev, per_dev, config.shuffle,
-                                    _epoch_seed(config.seed, epoch), trip):
-            batch = _put(batch, data_sharding, n_local, process)
-            state["params"], state["opt_state"], aux = train_step(state["params"], state["opt_state"], batch)
-            _accumulate(sums, aux)
-        jax.block_until_ready(state["params"])
-        t1 = time.perf_counter()
-        record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in _finish(sums).items()}, "time": t1 - t0,
-                  "n_train": len(train_set)}
-        if lr_at is not None:
-            record["learning_rate"] = float(lr_at((epoch + 1) * steps_per_epoch - 1))
-        if valid_set is not None:
-            vsums: dict = {}
-            for batch in device_batches(valid_set, cutoff, v_buckets, n_dev, per_dev, False, 0, trip):
-                _accumulate(vsums, eval_step(state["params"], _put(batch, data_sharding, n_local, process)))
-            record.update({f"valid_{k}": v for k, v in _finish(vsums).items()})
-            record["valid_time"] = time.perf_counter() - t1
-            score = record["valid_loss"]
-        else:
-            score = record["train_loss"]
-        if not math.isfinite(score):
-            raise FloatingPointError(f"epoch {epoch + 1}: loss became {score} (learning rate too large?)")
-        if score < float(state["best_valid"]):
-            state["best_valid"] = np.asarray(score)
-            state["best_params"] = jax.device_get(state["params"])
-            state["bad_epochs"] = np.asarray(0)
-        else:
-            state["bad_epochs"] = np.asarray(int(state["bad_epochs"]) + 1)
-        state["epoch"] = np.asarray(epoch + 1)
-        history.append(record)
-        stopped = False
-        if config.patience is not None and int(state["bad_epochs"]) >= config.patience:
-            stopped, record["stop"] = True, "patience"
-        elif config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
-            stopped, record["stop"] = True, "time_limit"
-        if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or stopped or epoch + 1 == config.epochs):
-            ckpt.save(epoch + 1, state, {"history": history, "stopped": stopped, "config": config.to_dict(),
-                                         "fingerprint": fingerprint})
-        if config.log_file:
-            _write_log(config.log_file, history)
-        if config.progress:
-            epochs.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith(("loss", "rmse"))})
-        if callback is not None:
-            callback(epoch + 1, record)
-        if stopped:
-            break
+    epoch = start
+    try:
+        for epoch in ([] if stopped else epochs):
+            t0 = time.perf_counter()
+            sums: dict = {}
+            for batch in device_batches(train_set, cutoff, buckets, n_dev, per_dev, config.shuffle,
+                                        _epoch_seed(config.seed, epoch), trip):
+                batch = _put(batch, data_sharding)
+                state["params"], state["opt_state"], aux = train_step(state["params"], state["opt_state"], batch)
+                _accumulate(sums, aux)
+            jax.block_until_ready(state["params"])
+            t1 = time.perf_counter()
+            record = {"epoch": epoch + 1, **{f"train_{k}": v for k, v in _finish(sums).items()}, "time": t1 - t0,
+                      "n_train": len(train_set)}
+            if lr_at is not None:
+                record["learning_rate"] = float(lr_at((epoch + 1) * steps_per_epoch - 1))
+            if valid_set is not None:
+                vsums: dict = {}
+                for batch in device_batches(valid_set, cutoff, v_buckets, n_dev, per_dev, False, 0, trip):
+                    _accumulate(vsums, eval_step(state["params"], _put(batch, data_sharding)))
+                record.update({f"valid_{k}": v for k, v in _finish(vsums).items()})
+                record["valid_time"] = time.perf_counter() - t1
+                score = record["valid_loss"]
+            else:
+                score = record["train_loss"]
+            if not math.isfinite(score):
+                raise FloatingPointError(f"epoch {epoch + 1}: loss became {score} (learning rate too large?)")
+            if score < float(state["best_valid"]):
+                state["best_valid"] = np.asarray(score)
+                state["best_params"] = jax.device_get(state["params"])
+                state["bad_epochs"] = np.asarray(0)
+            else:
+                state["bad_epochs"] = np.asarray(int(state["bad_epochs"]) + 1)
+            state["epoch"] = np.asarray(epoch + 1)
+            history.append(record)
+            stopped = False
+            if config.patience is not None and int(state["bad_epochs"]) >= config.patience:
+                stopped, record["stop"] = True, "patience"
+            elif config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
+                stopped, record["stop"] = True, "time_limit"
+            if ckpt is not None and ((epoch + 1) % config.checkpoint_every == 0 or stopped or epoch + 1 == config.epochs):
+                ckpt.save(epoch + 1, state, {"history": history, "stopped": stopped, "config": config.to_dict(),
+                                             "fingerprint": fingerprint})
+            if config.log_file:
+                _write_log(config.log_file, history)
+            if config.progress:
+                epochs.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith(("loss", "rmse"))})
+            if callback is not None:
+                callback(epoch + 1, record)
+            if stopped:
+                break
+    except jax.errors.JaxRuntimeError as exc:
+        if jax.process_count() == 1:
+            raise
+        raise _peer_failure(exc, epoch, ckpt) from exc
     if ckpt is not None:
         ckpt.close()
     best = state["best_params"] if math.isfinite(float(state["best_valid"])) else state["params"]

@@ -64,15 +64,28 @@ def test_force_training_study_smoke(tmp_path):
 
 
 def test_locality_study_smoke(tmp_path, monkeypatch):
+    """Fast mode of the paper's protocol on hexatriene: C2H2 units removed from the far end, H caps, Γ, resumable cache."""
     pytest.importorskip("tblite")
-    from jaxmlp.data.generate import alkane
+    from jaxmlp.data.generate import polyene
 
     module = _load("locality_study")
-    monkeypatch.setattr(module, "load_system", lambda name: alkane(4))  # butane instead of hexadecane
-    res = module.main(systems=["HD"], sigmas=[1.0], out=tmp_path / "loc.json", img=tmp_path)
+    monkeypatch.setattr(module, "load_system", lambda name: polyene(6))  # hexatriene instead of hexadeca-octaene
+    kw = dict(systems=["HDOE"], sigmas=[0.9, 1.0], out=tmp_path / "loc.json", img=tmp_path, cache=tmp_path / "cache")
+    res = module.main(**kw)
     saved = json.loads((tmp_path / "loc.json").read_text())
-    assert saved["systems"]["HD"]["n_atoms"] == 14
-    for r in res["jaxmlp_models"].values():
-        if isinstance(r, dict):  # analytic model Hessians: exactly zero beyond 2·R_c, sparse = dense
-            assert r["max_beyond"] == 0.0 and r["sparse_vs_dense_max_abs"] < 1e-10
+    hdoe = saved["systems"]["HDOE"]
+    assert hdoe["n_atoms"] == 14 and hdoe["optimisation"]["fmax"] <= 0.01
+    rows = hdoe["sigma"]["1.00"]["rows"]
+    assert [(r["g"], r["formula"], r["n_caps"]) for r in rows] == [(1, "C4H6", 1), (2, "C2H4", 1)]  # butadiene, ethylene
+    # the planar polyene stays planar: no out-of-plane force error on A
+    assert all(abs(r["delta_f"][2]) < 1e-6 for r in rows) and rows[1]["delta_f_norm"] > rows[0]["delta_f_norm"] > 1e-3
+    s = saved["summary"]["HDOE"]
+    assert s["sigma_min"] == 0.9 and s["paper"]["gamma"] == 0.37
+    assert s["gamma_sigma_min"] is None or 0.0 <= s["gamma_sigma_min"] < 10.0
+    assert hdoe["force_calls"] == 2 * 7 * 3  # 2 σ × (full + 2 fragments) × (force + 6 displacements of A)
+    assert "jaxmlp_models" not in res  # the model range check runs in --full only (tests/test_locality.py covers it)
     assert any(pathlib.Path(f).suffix == ".png" for f in res["files"])
+    # a second run resumes from the disk cache: no new force call, the same numbers
+    again = module.main(**kw)
+    assert again["systems"]["HDOE"]["force_calls"] == 0 and again["systems"]["HDOE"]["optimisation"]["from_cache"]
+    assert again["systems"]["HDOE"]["sigma"]["1.00"]["rows"] == rows

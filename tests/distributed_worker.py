@@ -4,7 +4,7 @@ Usage: ``python tests/distributed_worker.py SPEC.json``.  Under
 ``jaxmlp.training.launch`` it joins the run (``distributed.initialize``);
 without the launcher's environment it is a plain single process.
 
-SPEC: ``{"out": path prefix, "tasks": [{"name", "ckpt", "stop_at", "copy_to", "kill_at", "kill_rank", "epochs"}]}``.
+SPEC: ``{"out": path prefix, "evaluate": batch size (optional), "tasks": [{"name", "ckpt", "stop_at", "copy_to", "kill_at", "kill_rank", "epochs"}]}``.
 Each task trains the same Morse model on the same data; the results of
 process ``r`` go to ``<out>.<r>.json``: parameters, loss histories, the
 epochs that actually ran, and per epoch the training structures whose
@@ -36,7 +36,7 @@ from jax.experimental import multihost_utils  # noqa: E402
 
 from jaxmlp.data import Dataset  # noqa: E402
 from jaxmlp.models import morse  # noqa: E402
-from jaxmlp.training import TrainConfig, train  # noqa: E402
+from jaxmlp.training import TrainConfig, evaluate, train  # noqa: E402
 from jaxmlp.training import loop as _loop  # noqa: E402
 
 
@@ -96,6 +96,12 @@ def main(spec_path):
                 multihost_utils.sync_global_devices(f"copied {task['name']}")
         out.update(epochs_ran=ran, seen=per_epoch)
         results[task["name"]] = out
+    if spec.get("evaluate"):  # data-parallel evaluation of all 12 structures with the parameters of task "full"
+        params = {k: np.asarray(v) for k, v in results["full"]["params"].items()}
+        ev = evaluate(model, params, ds, batch_size=spec["evaluate"], return_predictions=True, parallel=True)
+        results["evaluate"] = {"energy_pred": ev["energy_pred"].tolist(), "forces_pred": ev["forces_pred"].tolist(),
+                               "energy_ref": ev["energy_ref"].tolist(), "force_rmse": ev["force_rmse"],
+                               "n_structures": ev["n_structures"]}
     with open(f"{spec['out']}.{rank}.json", "w") as fh:
         json.dump(results, fh)
 

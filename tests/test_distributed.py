@@ -45,9 +45,9 @@ def _env():
     return env
 
 
-def _run(tmp, name, tasks, n_processes, devices_per_process=None, timeout=150):
+def _run(tmp, name, tasks, n_processes, devices_per_process=None, timeout=150, evaluate=None):
     spec = tmp / f"{name}.json"
-    spec.write_text(json.dumps({"out": str(tmp / name), "tasks": tasks}))
+    spec.write_text(json.dumps({"out": str(tmp / name), "tasks": tasks, "evaluate": evaluate}))
     if n_processes is None:  # a plain process, no jax.distributed
         cmd = [sys.executable, WORKER, str(spec)]
     else:
@@ -81,7 +81,7 @@ def runs(tmp_path_factory):
     a_out, _, a = _run(tmp, "A", a_tasks, None)
     assert a_out.returncode == 0, a_out.stderr[-3000:]
     b_tasks = [{"name": "full"}, {"name": "from1", "ckpt": str(tmp / "c1_at2")}, {"name": "after_kill", "ckpt": ck_kill}]
-    b_out, _, b = _run(tmp, "B", b_tasks, 2)
+    b_out, _, b = _run(tmp, "B", b_tasks, 2, evaluate=6)
     assert b_out.returncode == 0, b_out.stderr[-3000:]
     return {"kill": kill, "A": a[0], "B": b, "tmp": tmp}
 
@@ -145,6 +145,27 @@ def test_killed_process_fails_the_others_quickly_and_the_run_resumes_exactly(run
     assert b0["after_kill"]["params"] == b0["full"]["params"]
     assert b1["after_kill"]["params"] == b0["full"]["params"]
     assert b0["after_kill"]["train_loss"] == b0["full"]["train_loss"]
+
+
+def test_data_parallel_evaluate_across_processes(runs):
+    """evaluate(parallel=True) on 2 processes (12 structures, batches of 6 = 3 per device) equals the serial one."""
+    from helpers import morse_frames
+
+    from jaxmlp.data import Dataset
+    from jaxmlp.models import morse
+    from jaxmlp.training import evaluate
+
+    b0, b1 = runs["B"]
+    assert b0["evaluate"] == b1["evaluate"]  # gathered: every process has all predictions
+    ds = Dataset.from_atoms(morse_frames([4 + s % 3 for s in range(12)]))
+    params = {k: np.asarray(v) for k, v in b0["full"]["params"].items()}
+    ref = evaluate(morse(D=0.7, alpha=1.3, r0=1.45, cutoff=3.5), params, ds, batch_size=5, return_predictions=True)
+    got = b0["evaluate"]
+    assert got["n_structures"] == 12
+    np.testing.assert_allclose(got["energy_ref"], ref["energy_ref"], rtol=0, atol=0)  # same order, no duplicates
+    np.testing.assert_allclose(got["energy_pred"], ref["energy_pred"], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["forces_pred"], ref["forces_pred"], rtol=1e-12, atol=1e-12)
+    assert got["force_rmse"] == pytest.approx(ref["force_rmse"], rel=1e-12)
 
 
 @pytest.mark.slow

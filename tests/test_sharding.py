@@ -1,4 +1,4 @@
-"""Data-parallel training over 2 (virtual CPU) devices equals training on 1 device, and resumes exactly."""
+"""Data-parallel training (and evaluation) over 2 (virtual CPU) devices equals 1 device, and resumes exactly."""
 
 import json
 import os
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent(
     from helpers import morse_frames
     from jaxmlp.data import Dataset
     from jaxmlp.models import morse
-    from jaxmlp.training import TrainConfig, train, device_batches, data_mesh
+    from jaxmlp.training import TrainConfig, train, device_batches, data_mesh, evaluate
     from jax.sharding import NamedSharding, PartitionSpec as P
 
     frames = morse_frames([4 + s % 3 for s in range(12)])
@@ -49,7 +49,14 @@ SCRIPT = textwrap.dedent(
         pass
     ran = []
     resumed, rhist = train(model, tr, va, run, callback=lambda epoch, record: ran.append(epoch))
-    print(json.dumps({{"n_devices": jax.device_count(), "shards": len(arr.addressable_shards),
+    # 11 structures in sub-batches of 4: 3 real sub-batches, the second step on 2 devices is half filler
+    par = evaluate(model, params, ds[:11], batch_size=8, return_predictions=True, parallel=True)
+    ser = evaluate(model, params, ds[:11], batch_size=3, return_predictions=True)
+    ev = {{"n": par["n_structures"], "same_refs": bool(np.array_equal(par["energy_ref"], ser["energy_ref"])),
+          "de": float(np.max(np.abs(par["energy_pred"] - ser["energy_pred"]))),
+          "df": float(np.max(np.abs(par["forces_pred"] - ser["forces_pred"]))),
+          "rmse": [par["force_rmse"], ser["force_rmse"]]}}
+    print(json.dumps({{"evaluate": ev, "n_devices": jax.device_count(), "shards": len(arr.addressable_shards),
                        "params": {{k: float(v) for k, v in params.items()}},
                        "resumed_params": {{k: float(v) for k, v in resumed.items()}},
                        "resumed_train_loss": [h["train_loss"] for h in rhist], "resumed_epochs": ran,
@@ -77,6 +84,11 @@ def test_two_devices_match_one(tmp_path):
         assert two["params"][k] == pytest.approx(v, rel=1e-10, abs=1e-12), k
     np.testing.assert_allclose(two["train_loss"], one["train_loss"], rtol=1e-10)
     np.testing.assert_allclose(two["valid_loss"], one["valid_loss"], rtol=1e-10)
+    for run in (one, two):  # data-parallel evaluate = serial evaluate, no structure lost or repeated
+        ev = run["evaluate"]
+        assert ev["n"] == 11 and ev["same_refs"]
+        assert ev["de"] < 1e-12 and ev["df"] < 1e-12
+        assert ev["rmse"][0] == pytest.approx(ev["rmse"][1], rel=1e-12)
     # interrupted after epoch 2 and resumed: exactly the uninterrupted run, on 1 and on 2 devices
     for run in (one, two):
         assert run["resumed_epochs"] == [3]  # it continued from the checkpoint, not from scratch

@@ -7,7 +7,7 @@ eV/atom/ps.
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -22,6 +22,48 @@ __all__ = ["evaluate", "force_angle_errors", "parity_plot", "learning_curve_plot
 @partial(jax.jit, static_argnums=0)
 def _predict(model, params, graph):
     return observables.energy_and_forces(model, params, graph)
+
+
+def _serial_predictions(model, params, dataset, batch_size):
+    """``(batch, energies, forces)`` per padded batch, one device."""
+    for b in dataset.batches(model.cutoff, batch_size=batch_size, shuffle=False, triplets=model.needs_triplets):
+        e, f = jax.device_get(_predict(model, params, jax.tree.map(jnp.asarray, b.graph)))
+        yield b, np.asarray(e), np.asarray(f)
+
+
+@lru_cache(maxsize=8)
+def _sharded_predict(model, mesh):
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    def f(params, graphs):
+        return jax.vmap(lambda g: observables.energy_and_forces(model, params, g))(graphs)
+
+    repl = NamedSharding(mesh, P())
+    return jax.jit(f, in_shardings=(repl, NamedSharding(mesh, P("data"))), out_shardings=repl)
+
+
+def _parallel_predictions(model, params, dataset, batch_size):
+    """Like :func:`_serial_predictions`, one padded sub-batch per device of the data mesh, results gathered."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from .loop import _put, data_mesh, device_batches
+
+    mesh = data_mesh()
+    n_dev = mesh.devices.size
+    per = -(-batch_size // n_dev)
+    trip = bool(model.needs_triplets)
+    buckets = dataset.buckets(model.cutoff, per, trip)
+    n_sub = -(-len(dataset) // per)  # real sub-batches; the last group is filled with copies
+    predict = _sharded_predict(model, mesh)
+    params = _put(params, NamedSharding(mesh, P()))
+    data = NamedSharding(mesh, P("data"))
+    for step, b in enumerate(device_batches(dataset, model.cutoff, buckets, n_dev, per, False, 0, trip)):
+        e, f = predict(params, _put(b.graph, data))
+        e, f = np.asarray(e), np.asarray(f)  # replicated: the same on every process
+        for d in range(min(n_dev, n_sub - step * n_dev)):
+            yield jax.tree.map(lambda x, d=d: x[d], b), e[d], f[d]
 
 
 def force_angle_errors(f_pred: np.ndarray, f_ref: np.ndarray, min_norm: float = 1e-8) -> np.ndarray:
@@ -41,7 +83,8 @@ def force_angle_errors(f_pred: np.ndarray, f_ref: np.ndarray, min_norm: float = 
     return np.where(ok, ang, np.nan)
 
 
-def evaluate(model, params, dataset, batch_size: int = 16, return_predictions: bool = False) -> dict[str, Any]:
+def evaluate(model, params, dataset, batch_size: int = 16, return_predictions: bool = False,
+             parallel: bool = False) -> dict[str, Any]:
     """Energy and force errors of ``model`` on ``dataset``.
 
     Parameters
@@ -54,6 +97,14 @@ def evaluate(model, params, dataset, batch_size: int = 16, return_predictions: b
         Structures per jitted evaluation (one compilation per dataset).
     return_predictions : bool
         Also return the predicted and reference values (for parity plots).
+    parallel : bool
+        Data-parallel over all devices of all processes (the mesh of
+        :func:`jaxmlp.training.data_mesh`): each step evaluates
+        ``batch_size`` structures split into one padded sub-batch per
+        device, and the predictions are gathered on every process.  In a
+        multi-process run every process must call ``evaluate`` with the same
+        arguments (it is collective); all get the same result.  Results
+        equal the serial ones up to rounding.
 
     Returns
     -------
@@ -71,9 +122,7 @@ def evaluate(model, params, dataset, batch_size: int = 16, return_predictions: b
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     e_p, e_r, n_at, f_p, f_r = [], [], [], [], []
-    for b in dataset.batches(model.cutoff, batch_size=batch_size, shuffle=False, triplets=model.needs_triplets):
-        graph = jax.tree.map(jnp.asarray, b.graph)
-        e, f = jax.device_get(_predict(model, params, graph))
+    for b, e, f in (_parallel_predictions if parallel else _serial_predictions)(model, params, dataset, batch_size):
         real = np.asarray(b.graph.globals["mask"])
         nodes = np.asarray(b.graph.nodes["mask"])
         e_p.append(np.asarray(e)[real])

@@ -32,6 +32,8 @@ Run ``python examples/locality_study.py`` (fast: HDOE at σ = 0.90 and 1.00,
 under a minute) or ``--full`` (four systems × seven σ; a few minutes on one
 core).  Results: ``benchmarks/results/locality_study.json`` (full) or
 ``locality_study_fast.json``, figures ``docs/img/locality_*.png`` (full).
+``--mof-cost`` only times GFN2-xTB force calls on the paper's 214-atom 1D
+MOF-5 model (:func:`mof_1d_system`); its fragment series is not run here.
 """
 
 from __future__ import annotations
@@ -386,6 +388,61 @@ def radius_variant(systems, sigmas, delta, tol, progress):
     return out
 
 
+def mof_1d_system(cif_dir: pathlib.Path | None = None):
+    """The paper's 1D MOF-5 model: six Zn4O SBUs along x joined by five BDC linkers, H-saturated.
+
+    Cut from a 3×1×1 IRMOF-1 supercell: every atom within 4 Å of the SBU row
+    axis (y = z = a/4) between the outer carboxylates.  The other linkers of
+    each SBU keep only their carboxylate, capped by H at 1.05 Å on the cut
+    C–C bond (formates, the paper's "SBU with six formate species"); the
+    X-ray ring C–H (0.927 Å) are lengthened to 1.08 Å.  C66H46O78Zn24,
+    214 atoms.
+    """
+    import ase.io
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    d = cif_dir or shared_structures()
+    if d is None or not (d / "IRMOF-1.extxyz").exists():
+        raise FileNotFoundError("IRMOF-1.extxyz not found in the shared structures")
+    cell = ase.io.read(d / "IRMOF-1.extxyz")
+    a = float(cell.cell.lengths()[0])
+    sup = cell.repeat((3, 1, 1))
+    P, Z = sup.positions, sup.numbers
+    c0 = a / 4
+    keep = (np.abs(P[:, 1] - c0) < 4.0) & (np.abs(P[:, 2] - c0) < 4.0) & (P[:, 0] > c0 - 4.0) & (P[:, 0] < c0 + 5 * a / 2 + 4.0)
+    i, j, D = neighbor_list("ijD", sup, 1.8)
+    numbers, pos = list(Z[keep]), list(P[keep])
+    for x, y, v in zip(i, j, D):
+        if keep[x] and not keep[y] and Z[x] == 6 and Z[y] == 6:
+            numbers.append(1)
+            pos.append(P[x] + 1.05 * v / np.linalg.norm(v))
+    mol = Atoms(numbers, positions=pos)
+    i, j, D = neighbor_list("ijD", mol, 1.0)
+    for x, y, v in zip(i, j, D):
+        if mol.numbers[x] == 6 and mol.numbers[y] == 1:
+            mol.positions[y] = mol.positions[x] + 1.08 * v / np.linalg.norm(v)
+    return mol
+
+
+def mof_cost(repeats: int = 2) -> dict:
+    """Seconds per GFN2-xTB force call on the 1D MOF-5 model (first call, then a displaced one)."""
+    from jaxmlp.data.label import openmp_threads
+
+    mol = mof_1d_system()
+    calc = xtb()
+    times = []
+    with openmp_threads(1):
+        for k in range(repeats):
+            a = mol.copy()
+            a.positions[0, 0] += 0.0025 * k
+            t0 = time.perf_counter()
+            a.calc = calc
+            a.get_forces()
+            times.append(time.perf_counter() - t0)
+    return {"formula": mol.get_chemical_formula(), "n_atoms": len(mol), "seconds_per_force_call": times}
+
+
 def main(full: bool = False, systems=None, sigmas=None, delta: float = 0.0025, tol: float = 0.15,
          out: str | pathlib.Path | None = None, img: str | pathlib.Path | None = None, cache=None,
          progress: bool = False, variant: str = "groups", models: bool | None = None) -> dict:
@@ -435,6 +492,10 @@ if __name__ == "__main__":
     p.add_argument("--cache", help="folder of cached force calls and optimised geometries")
     p.add_argument("--no-models", action="store_true", help="skip the jaxmlp model range check")
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--mof-cost", action="store_true", help="only time GFN2-xTB force calls on the 214-atom 1D MOF-5 model")
     a = p.parse_args()
+    if a.mof_cost:
+        print(mof_cost())
+        raise SystemExit(0)
     main(full=a.full, systems=a.systems, sigmas=a.sigmas, cache=a.cache, progress=a.progress, variant=a.variant,
          models=False if a.no_models else None)

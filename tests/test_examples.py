@@ -89,3 +89,39 @@ def test_locality_study_smoke(tmp_path, monkeypatch):
     again = module.main(**kw)
     assert again["systems"]["HDOE"]["force_calls"] == 0 and again["systems"]["HDOE"]["optimisation"]["from_cache"]
     assert again["systems"]["HDOE"]["sigma"]["1.00"]["rows"] == rows
+
+
+def test_locality_study_mof_1d_model():
+    """The paper's 1D MOF-5 model: 6 SBUs + 5 BDC + formates, every atom fully coordinated, no overlaps."""
+    module = _load("locality_study")
+    if module.shared_structures() is None:
+        pytest.skip("shared IRMOF-1 structure not available")
+    from ase.neighborlist import neighbor_list
+
+    mol = module.mof_1d_system()
+    assert mol.get_chemical_formula() == "C66H46O78Zn24" and not mol.pbc.any()
+    i, j, d = neighbor_list("ijd", mol, 2.2)
+    Z = mol.numbers
+    assert d.min() > 1.0
+    cov = {(a, b) for a, b, r in zip(i, j, d) if r < (2.2 if 30 in (Z[a], Z[b]) else 1.6)}  # Zn–O 1.93, C–C ≤ 1.49 Å
+    neighbours = np.bincount([a for a, _ in cov], minlength=len(mol))
+    assert set(neighbours[Z == 6]) == {3}  # sp2 carbons: rings, carboxylates, formates (caps complete)
+    assert set(neighbours[Z == 1]) == {1}
+    zn_o = np.bincount([a for a, b in cov if Z[a] == 30 and Z[b] == 8], minlength=len(mol))[Z == 30]
+    assert set(zn_o) == {4}  # each Zn keeps its tetrahedron: central O + three carboxylate O
+
+
+@pytest.mark.slow
+def test_locality_study_full_matches_paper_fragments(tmp_path):
+    """--full (about 5 min on one core): the smallest fragments Γ = 0.35 accepts at σ = 1 are the paper's."""
+    pytest.importorskip("tblite")
+    module = _load("locality_study")
+    if module.shared_structures() is None:
+        pytest.skip("shared model-system structures not available")
+    res = module.main(full=True, out=tmp_path / "loc.json", img=tmp_path, cache=tmp_path / "cache", models=False)
+    got = {k: v["smallest_accepted_sigma_1"]["formula"] for k, v in res["summary"].items()}
+    assert got == {"HD": "C3H8", "HDOE": "C6H8", "QPP": "C12H10", "QPO": "C6H6"}  # propane, hexatriene, biphenyl, benzene
+    assert [len(res["systems"][k]["sigma"]["1.00"]["rows"]) for k in ("HD", "HDOE", "QPP", "QPO")] == [14, 7, 4, 4]
+    assert res["summary"]["QPO"]["gamma_sigma_min"] is None  # every QPO fragment within 0.15 eV/Å, as in the paper
+    for k in ("HD", "HDOE", "QPP"):
+        assert 0.2 < res["summary"][k]["gamma_sigma_min"] < 0.6

@@ -1,7 +1,5 @@
 """Dense analytic Hessians: finite differences of forces, symmetry, sum rules, float32."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,16 +56,19 @@ def test_dense_hessian_matches_fd_of_forces(model, atoms):
     assert np.abs(rowsum).max() < 1e-10 * scale
 
 
-@functools.lru_cache(maxsize=None)
-def _learned_models():
+def _hdnnp():
     from test_hdnnp import _make
 
-    _, hd, hd_params = _make()
-    ace = jaxmlp.models.mlace(["Cu", "Ag"], cutoff=3.5, n_layers=2, l_max=(0, 2, 1), n_max=(3, 2, 2), k_max=2, n_radial=4)
+    _, model, params = _make()
+    return model, params, ["Cu", "O"]
+
+
+def _mlace_2_layers():
+    model = jaxmlp.models.mlace(["Cu", "Ag"], cutoff=3.5, n_layers=2, l_max=(0, 2, 1), n_max=(3, 2, 2), k_max=2, n_radial=4)
     atoms = random_cell_atoms(5, np.eye(3) * 4.0, pbc=False, seed=8, min_dist=2.0, symbols=["Cu", "Ag"])
-    ace_params = ace.init(jax.random.PRNGKey(2), jaxmlp.atoms_to_graph(atoms, ace.cutoff))
-    ace_params["layers"] = [{**l, "coeffs": 10.0 * l["coeffs"]} for l in ace_params["layers"]]  # indicators that vary
-    return {"hdnnp": (hd, hd_params, ["Cu", "O"]), "mlace-2-layers": (ace, ace_params, ["Cu", "Ag"])}
+    params = model.init(jax.random.PRNGKey(2), jaxmlp.atoms_to_graph(atoms, model.cutoff))
+    params["layers"] = [{**l, "coeffs": 10.0 * l["coeffs"]} for l in params["layers"]]  # indicators that vary
+    return model, params, ["Cu", "Ag"]
 
 
 @pytest.mark.parametrize("name", ["hdnnp", "mlace-2-layers"])
@@ -75,7 +76,7 @@ def test_learned_model_hessian_matches_fd_of_forces(name):
     """Values, not only sparse-vs-dense: the dense autodiff Hessian of HDNNP (with
     angular triplets) and 2-layer ml-ACE against central differences of the forces,
     on a small skewed cell where several images of each atom lie inside the cutoff."""
-    model, params, symbols = _learned_models()[name]
+    model, params, symbols = {"hdnnp": _hdnnp, "mlace-2-layers": _mlace_2_layers}[name]()
     atoms = random_cell_atoms(4, np.array([[4.2, 0.0, 0.0], [1.3, 4.0, 0.0], [1.1, -0.9, 4.3]]), seed=8, min_dist=1.6, symbols=symbols)
     g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
     H = np.asarray(jaxmlp.hessian(model, params, g, chunk_size=None))

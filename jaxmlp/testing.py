@@ -374,7 +374,9 @@ def check_model(
         leaves = [x for x in jax.tree_util.tree_leaves(params) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)]
         if not leaves:
             return "no floating-point parameters"
-        flat = lambda t: np.concatenate([np.ravel(np.asarray(x, float)) for x in jax.tree_util.tree_leaves(t)] or [np.zeros(0)])
+        def flat(tree):
+            return np.concatenate([np.ravel(np.asarray(x, float)) for x in jax.tree_util.tree_leaves(tree)] or [np.zeros(0)])
+
         g_single = flat(_param_grad_jit(params, model, g0))
         g_batch = flat(_param_grad_jit(params, model, padded_pair()))
         ck.compare("param_gradients", "∂E/∂params of a padded batch of two copies vs 2× one graph", g_batch, 2.0 * g_single)

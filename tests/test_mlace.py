@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.neighborlist import neighbor_list
+from helpers import central_difference_forces, random_cell_atoms
 
 import jaxmlp
 from jaxmlp.models import build_model, mlace
 from jaxmlp.models.mlace import basis_sizes, mlace_layers
 from jaxmlp.testing import ALL_CHECKS, check_model
-
-from helpers import central_difference_forces, random_cell_atoms
+from jaxmlp.utils import cast_floats
 
 CELL = np.array([[6.0, 0.3, 0.0], [0.5, 5.5, 0.2], [0.1, 0.4, 6.5]])
 SMALL = dict(l_max=(0, 2, 1), n_max=(3, 2, 2), k_max=2, n_radial=4)
@@ -222,8 +222,7 @@ def test_calculator_and_float32(system):
     assert a.get_potential_energy() == pytest.approx(e64, abs=1e-9)
     np.testing.assert_allclose(a.get_forces(), f64, atol=1e-9)
     g = jaxmlp.atoms_to_graph(atoms, model.cutoff)
-    g32 = g._replace(nodes={**g.nodes, "positions": g.nodes["positions"].astype(np.float32)}, globals={**g.globals, "cell": g.globals["cell"].astype(np.float32)})
-    p32 = jax.tree_util.tree_map(lambda x: x.astype(jnp.float32), params)
+    g32, p32 = cast_floats(g, np.float32), cast_floats(params, np.float32)
     e32, f32 = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)(model, p32, g32)
     assert e32.dtype == jnp.float32 and f32.dtype == jnp.float32
     # float32 rounding (eps ≈ 1.2e-7) relative to the energy and force scales, with margin
@@ -264,14 +263,15 @@ def _reference_linear_ace(model, params, atoms):
             fc = (1 - (r / rc) ** 2) ** 3
             g = [np.sqrt(2 / rc) * np.sin(q * np.pi * r / rc) / r * fc for q in range(1, nq + 1)]
             u = [g[q] * embed[sj, k] for q in range(nq) for k in range(embed.shape[1])]
-            Y = np.asarray(e3nn.spherical_harmonics(e3nn.Irreps("+".join(f"{l}{'eo'[l % 2]}" for l in range(lb + 1))), d / r, normalize=False, normalization="component").array)
+            irreps = e3nn.Irreps("+".join(f"{l}{'eo'[l % 2]}" for l in range(lb + 1)))
+            Y = np.asarray(e3nn.spherical_harmonics(irreps, d / r, normalize=False, normalization="component").array)
             for l in range(lb + 1):
                 for c in range(C):
                     Rlc = sum(u[f] * W[si, f, l * C + c] for f in range(len(u)))
                     for m in range(2 * l + 1):
                         A[c, l * l + m] += Rlc * Y[l * l + m] / norm
         B = []
-        for order, items, L in labels:
+        for order, items, _L in labels:
             blocks = [A[c, l * l : (l + 1) ** 2] for l, c in items]
             if order == 1:
                 B.append(blocks[0][0])
@@ -303,4 +303,5 @@ def test_one_layer_is_linear_ace_reference():
     # and the energy is linear in the expansion coefficients c̃
     p2 = {**params, "layers": [{**params["layers"][0], "coeffs": 2.0 * params["layers"][0]["coeffs"]}]}
     e2 = np.asarray(model.apply(p2, g))
-    np.testing.assert_allclose(e2 - e, e - np.asarray(model.apply({**params, "layers": [{**params["layers"][0], "coeffs": 0 * params["layers"][0]["coeffs"]}]}, g)), atol=1e-12)
+    p0 = {**params, "layers": [{**params["layers"][0], "coeffs": 0 * params["layers"][0]["coeffs"]}]}
+    np.testing.assert_allclose(e2 - e, e - np.asarray(model.apply(p0, g)), atol=1e-12)

@@ -115,9 +115,14 @@ def test_float32_option_close_to_float64():
 def test_params_are_strongly_typed(kind):
     """A weakly typed parameter leaf changes type after the first optimiser
     update, so a jitted training step would compile twice."""
-    from jaxmlp.bench.studies import make_model
+    from jaxmlp.bench.factory import make_model
 
-    model = make_model(kind, [1, 6, 8], 3.0)
+    if kind == "lj":  # the CLI's pair parameters are element-specific (Cu, Ar); any values do here
+        model = jaxmlp.models.lennard_jones(cutoff=3.0)
+    elif kind == "morse":
+        model = jaxmlp.models.morse(cutoff=3.0)
+    else:
+        model = make_model(kind, [1, 6, 8], 3.0)
     g = jaxmlp.atoms_to_graph(molecule("CH3CH2OH"), model.cutoff, triplets=model.needs_triplets)
     params = model.init(jax.random.PRNGKey(0), g)
     weak = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(params)[0] if x.weak_type]

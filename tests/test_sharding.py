@@ -94,3 +94,54 @@ def test_two_devices_match_one(tmp_path):
         assert run["resumed_epochs"] == [3]  # it continued from the checkpoint, not from scratch
         assert run["resumed_params"] == run["params"]
         assert run["resumed_train_loss"] == run["train_loss"]
+
+
+LARGE = textwrap.dedent(
+    """
+    import json
+    import numpy as np
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    from jaxmlp import observables
+    from jaxmlp.bench.factory import cu_cell, make_model
+    from jaxmlp.graph import atoms_to_graph
+    from jaxmlp.training.distributed import shard_structure, sharded_energy_and_forces
+
+    out = {{}}
+    for kind, n in [({kind!r}, {n})]:
+        atoms = cu_cell(n)
+        model = make_model(kind, [29], 4.0, structures=[atoms])
+        g = atoms_to_graph(atoms, 4.0, triplets=bool(model.needs_triplets))
+        params = model.init(jax.random.PRNGKey(0), jax.tree.map(jax.numpy.asarray, g))
+        e0, f0 = jax.jit(lambda p, g: observables.energy_and_forces(model, p, g))(params, jax.tree.map(jax.numpy.asarray, g))
+        e1, f1 = sharded_energy_and_forces(model, params, g)
+        sg, n_real, _ = shard_structure(model, g)
+        off = sg.edges["offsets"]
+        out[kind] = {{"n": n_real, "e0": float(e0[0]), "e1": e1, "df": float(np.abs(np.asarray(f0) - f1).max()),
+                     "fmax": float(np.abs(f1).max()), "shape": list(f1.shape),
+                     "edge_shards": [list(s.data.shape) for s in off.addressable_shards], "edges": list(off.shape),
+                     "trip_shards": [list(s.data.shape) for s in sg.globals["triplets"].addressable_shards]
+                                    if "triplets" in sg.globals else None}}
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.mark.parametrize("kind, n", [("hdnnp", 2048), pytest.param("mlace", 256, marks=pytest.mark.slow)])
+def test_one_large_structure_sharded_over_two_devices(kind, n):
+    """Atoms, edges (and triplets) of one cell split over 2 devices: energy and forces as unsharded."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+    tests = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", LARGE.format(kind=kind, n=n)], env=env, capture_output=True, text=True, timeout=600,
+                         cwd=os.path.dirname(tests))
+    assert out.returncode == 0, out.stderr[-3000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    r = res[kind]
+    assert r["n"] == n and r["shape"] == [n, 3]
+    assert r["e1"] == pytest.approx(r["e0"], rel=1e-12, abs=1e-12)
+    assert r["df"] <= 1e-10 * r["fmax"] and r["fmax"] > 1e-5  # forces of a rattled cell, not zeros
+    e_total = r["edges"][0]
+    assert r["edge_shards"] == [[e_total // 2, 3], [e_total // 2, 3]]  # the edge axis really is split
+    if kind == "hdnnp":  # angular symmetry functions: the triplet axis is split too
+        assert [s[0] for s in r["trip_shards"]] == [r["trip_shards"][0][0]] * 2

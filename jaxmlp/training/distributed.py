@@ -29,11 +29,13 @@ checkpoint (see ``TrainConfig.checkpoint_dir``).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
+import numpy as np
 
-__all__ = ["initialize", "is_initialized", "ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID"]
+__all__ = ["initialize", "is_initialized", "shard_structure", "sharded_energy_and_forces", "ENV_COORDINATOR", "ENV_NUM_PROCESSES", "ENV_PROCESS_ID"]
 
 ENV_COORDINATOR = "JAXMLP_COORDINATOR_ADDRESS"
 ENV_NUM_PROCESSES = "JAXMLP_NUM_PROCESSES"
@@ -122,3 +124,95 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                            "once per process, before any other JAX computation") from exc
     _STATE["initialized"] = True
     return jax.process_index(), jax.process_count()
+
+
+# ----------------------------------------------------------------- one large structure over many devices
+
+
+def _round_to(x: int, d: int) -> int:
+    return -(-x // d) * d
+
+
+@functools.lru_cache(maxsize=8)
+def _sharded_step(model, mesh):
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jaxmlp import observables
+
+    repl = NamedSharding(mesh, P())
+    return jax.jit(lambda p, g: observables.energy_and_forces(model, p, g), out_shardings=(repl, repl))
+
+
+def shard_structure(model, atoms, mesh=None):
+    """The padded graph of one structure with node, edge and triplet arrays split over ``mesh``.
+
+    Returns ``(graph, n_atoms, mesh)``: ``graph`` holds global arrays whose
+    leading node/edge/triplet axis is sharded ``P("data")`` (padded to a
+    multiple of the device count; padding is inert), the rest replicated.
+    See :func:`sharded_energy_and_forces`.
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from jaxmlp.graph import Buckets, atoms_to_graph, batch_graphs
+
+    from .loop import _put, data_mesh
+
+    mesh = data_mesh() if mesh is None else mesh
+    if tuple(mesh.axis_names) != ("data",):
+        raise ValueError(f"mesh must be 1-D with axis 'data', got axes {tuple(mesh.axis_names)}")
+    graph = atoms if hasattr(atoms, "n_node") else atoms_to_graph(atoms, model.cutoff, triplets=bool(model.needs_triplets))
+    if int(np.asarray(graph.n_node).shape[0]) != 1:
+        raise ValueError(f"sharded_energy_and_forces takes one structure, got a graph of {len(graph.n_node)} graphs")
+    d = int(mesh.devices.size)
+    n, e = int(np.sum(graph.n_node)), int(np.sum(graph.n_edge))
+    n_trip = int(np.sum(graph.globals["n_triplet"])) if "n_triplet" in graph.globals else 0
+    buckets = Buckets(n_node=_round_to(n + 1, d), n_edge=_round_to(e + 2, d), n_graph=2,
+                      n_triplet=_round_to(n_trip + 1, d) if "triplets" in graph.globals else 0)
+    padded = batch_graphs([graph], buckets)
+    split = {buckets.n_node, buckets.n_edge} | ({buckets.n_triplet} if buckets.n_triplet else set())
+    rows, repl = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+    shardings = jax.tree.map(lambda x: rows if np.ndim(x) and np.shape(x)[0] in split else repl, padded)
+    graph_on_mesh = jax.tree.map(lambda x, s: _put(x, s), padded, shardings)
+    return graph_on_mesh, n, mesh
+
+
+def sharded_energy_and_forces(model, params, atoms, mesh=None) -> tuple[float, np.ndarray]:
+    """Energy (eV) and forces ``[N, 3]`` (eV/Å) of one large structure with atoms and edges split over devices.
+
+    The structure's graph is padded so that its node, edge and triplet
+    arrays divide evenly over the 1-D ``mesh`` (default: all devices,
+    :func:`jaxmlp.training.data_mesh`), and every array whose leading axis is
+    the node, edge or triplet axis is sharded along it (``P("data")``);
+    parameters and cell are replicated.  XLA's SPMD partitioner splits the
+    neighbour gathers and per-atom sums accordingly and inserts the
+    communication, so the edge- and triplet-sized arrays (the large ones)
+    live split over the devices; how much of each intermediate is
+    replicated is XLA's choice and not measured here.  Results equal the unsharded
+    :func:`jaxmlp.observables.energy_and_forces` up to summation order.
+
+    Parameters
+    ----------
+    model, params
+        Any jaxmlp model and its parameters (dtype as given).
+    atoms : ase.Atoms or jraph.GraphsTuple
+        One structure, or its unpadded graph (:func:`jaxmlp.graph.atoms_to_graph`
+        with ``triplets=model.needs_triplets``).
+    mesh : jax.sharding.Mesh, optional
+        1-D mesh with axis ``"data"``.
+
+    Returns
+    -------
+    energy : float
+    forces : numpy.ndarray ``[N, 3]``
+    """
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    from .loop import _put
+
+    graph_on_mesh, n, mesh = shard_structure(model, atoms, mesh)
+    repl = NamedSharding(mesh, P())
+    energy, forces = _sharded_step(model, mesh)(_put(params, repl), graph_on_mesh)
+    return float(np.asarray(energy)[0]), np.asarray(forces)[:n]

@@ -15,7 +15,6 @@ from __future__ import annotations
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from ase.calculators.calculator import Calculator as _ASECalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
@@ -25,7 +24,6 @@ from .graph import (
     atoms_to_graph,
     batch_graphs,
     grow_buckets,
-    node_graph_index,
     validate,
 )
 from .models.base import check_elements
@@ -33,33 +31,15 @@ from .models.base import check_elements
 __all__ = ["Calculator"]
 
 
-def _strained_per_atom(strain, positions, model, params, graph):
-    """``(E_total, per-atom energies [N])`` with graph g deformed by ``I + strain[g]``."""
-    deform = jnp.eye(3, dtype=positions.dtype) + strain
-    pos = jnp.einsum("ni,nij->nj", positions, deform[node_graph_index(graph)])
-    cell = jnp.einsum("gij,gjk->gik", graph.globals["cell"].astype(positions.dtype), deform)
-    g = graph._replace(nodes={**graph.nodes, "positions": pos}, globals={**graph.globals, "cell": cell})
-    ea = observables.per_atom_energies(model, params, g)
-    return jnp.sum(ea), ea
-
-
 @partial(jax.jit, static_argnums=0)
 def _evaluate(model, params, graph):
     """Energy of graph 0, per-atom energies ``[N]``, forces ``[N, 3]``, stress ``[6]``.
 
-    One forward and one backward pass: the gradient with respect to a zero
-    strain gives the virial (``σ = (1/V) ∂E/∂ε``, ASE sign, Voigt order; only
-    meaningful for a 3-D periodic cell) alongside ``F = −∂E/∂R``.  Matches
-    :func:`jaxmlp.observables.energy_forces_stress` and
-    :func:`jaxmlp.observables.per_atom_energies` (tested).
+    One forward and one backward pass (:func:`jaxmlp.observables.energy_forces_stress`
+    with ``per_atom=True``); graph 0 is the structure, any further graphs are padding.
     """
-    R = graph.nodes["positions"]
-    strain = jnp.zeros((graph.n_node.shape[0], 3, 3), R.dtype)
-    (g_strain, g_pos), ea = jax.grad(_strained_per_atom, argnums=(0, 1), has_aux=True)(strain, R, model, params, graph)
-    sym = 0.5 * (g_strain[0] + g_strain[0].T)
-    sigma = sym / jnp.abs(jnp.linalg.det(graph.globals["cell"][0].astype(R.dtype)))
-    voigt = jnp.stack([sigma[0, 0], sigma[1, 1], sigma[2, 2], sigma[1, 2], sigma[0, 2], sigma[0, 1]])
-    return jnp.sum(ea), ea, -g_pos, voigt
+    e, ea, f, s = observables.energy_forces_stress(model, params, graph, per_atom=True)
+    return e[0], ea, f, s[0]
 
 
 class Calculator(_ASECalculator):

@@ -69,26 +69,33 @@ def _strained_energy(strain, positions, model, params, graph):
     pos = jnp.einsum("ni,nij->nj", positions, deform[node_graph_index(graph)])
     cell = jnp.einsum("gij,gjk->gik", graph.globals["cell"].astype(positions.dtype), deform)
     g = graph._replace(nodes={**graph.nodes, "positions": pos}, globals={**graph.globals, "cell": cell})
-    e = energy(model, params, g)
-    return jnp.sum(e), e
+    ea = per_atom_energies(model, params, g)
+    e = sum_per_graph(ea, g)
+    return jnp.sum(e), (e, ea)
 
 
 def _voigt(s):
     return jnp.stack([s[:, 0, 0], s[:, 1, 1], s[:, 2, 2], s[:, 1, 2], s[:, 0, 2], s[:, 0, 1]], axis=1)
 
 
-def energy_forces_stress(model, params, graph: jraph.GraphsTuple):
-    """``(energy [G], forces [N, 3], stress [G, 6])`` in one backward pass."""
+def energy_forces_stress(model, params, graph: jraph.GraphsTuple, per_atom: bool = False):
+    """``(energy [G], forces [N, 3], stress [G, 6])`` in one forward and one backward pass.
+
+    With ``per_atom=True`` returns ``(energy [G], per-atom energies [N], forces
+    [N, 3], stress [G, 6])`` from the same pass (padding atoms give 0).
+    """
     R = graph.nodes["positions"]
     G = graph.n_node.shape[0]
     strain = jnp.zeros((G, 3, 3), R.dtype)
-    (g_strain, g_pos), e = jax.grad(_strained_energy, argnums=(0, 1), has_aux=True)(strain, R, model, params, graph)
+    (g_strain, g_pos), (e, ea) = jax.grad(_strained_energy, argnums=(0, 1), has_aux=True)(strain, R, model, params, graph)
     cell = graph.globals["cell"].astype(R.dtype)
     volume = jnp.abs(jnp.linalg.det(cell))
     periodic = jnp.all(graph.globals["pbc"], axis=1) & (volume > 0)
     sym = 0.5 * (g_strain + jnp.swapaxes(g_strain, 1, 2))
     sigma = sym / jnp.where(periodic, volume, 1.0)[:, None, None]
     sigma = jnp.where(periodic[:, None, None], sigma, jnp.nan)
+    if per_atom:
+        return e, ea, -g_pos, _voigt(sigma)
     return e, -g_pos, _voigt(sigma)
 
 

@@ -46,8 +46,25 @@ def test_batched_equals_separate():
     assert np.all(np.isfinite(np.asarray(f)))
     # gradients w.r.t. parameters are finite and unaffected by padding
     gp = jax.grad(lambda p: jaxmlp.energy(MODEL, p, batch).sum())(PARAMS)
-    gs = sum(jax.grad(lambda p: jaxmlp.energy(MODEL, p, g).sum())(PARAMS)["sigma"] for g in graphs)
+    gs = sum(jax.grad(lambda p, g=g: jaxmlp.energy(MODEL, p, g).sum())(PARAMS)["sigma"] for g in graphs)
     np.testing.assert_allclose(float(gp["sigma"]), float(gs), rtol=1e-12)
+
+
+def test_per_atom_energies_from_the_same_pass():
+    structs = mixed_structures()
+    graphs = [jaxmlp.atoms_to_graph(s, MODEL.cutoff) for s in structs]
+    batch = batch_graphs(graphs, Buckets(n_node=64, n_edge=4096, n_graph=6))
+    e, f, s = jaxmlp.energy_forces_stress(MODEL, PARAMS, batch)
+    e2, ea, f2, s2 = jaxmlp.energy_forces_stress(MODEL, PARAMS, batch, per_atom=True)
+    np.testing.assert_array_equal(np.asarray(e), np.asarray(e2))
+    np.testing.assert_array_equal(np.asarray(f), np.asarray(f2))
+    np.testing.assert_array_equal(np.asarray(s), np.asarray(s2))
+    ref = np.asarray(jaxmlp.per_atom_energies(MODEL, PARAMS, batch))
+    np.testing.assert_allclose(np.asarray(ea), ref, atol=1e-14)
+    mask = np.asarray(batch.nodes["mask"])
+    assert np.all(np.asarray(ea)[~mask] == 0.0) and np.abs(ref[mask]).max() > 1e-4
+    sums = np.array([ea[mask][sum(len(x) for x in structs[:k]):][: len(structs[k])].sum() for k in range(len(structs))])
+    np.testing.assert_allclose(sums, np.asarray(e)[: len(structs)], atol=1e-12)
 
 
 def test_hessian_of_padded_batch_is_block_diagonal_and_exact():

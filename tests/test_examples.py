@@ -109,6 +109,15 @@ def test_locality_study_mof_1d_model():
     assert set(neighbours[Z == 1]) == {1}
     zn_o = np.bincount([a for a, b in cov if Z[a] == 30 and Z[b] == 8], minlength=len(mol))[Z == 30]
     assert set(zn_o) == {4}  # each Zn keeps its tetrahedron: central O + three carboxylate O
+    from jaxmlp.analysis.fragments import group_removal_fragments
+
+    bonds = module.bond_pairs(mol)
+    units, A = module.mof_1d_units(mol, bonds)
+    assert [len(u) for u in units] == [28, 10, 27, 10, 27, 10, 27, 10, 27, 10, 28]  # SBU+carboxylates, C6H4, ...
+    assert Z[A] == 6 and A in units[0]
+    frags = group_removal_fragments(mol, A, units, bonds=bonds)
+    assert len(frags) == 9 and frags[-1].get_chemical_formula() == "C12H10O13Zn4"  # Zn4O(HCO2)5(C6H5CO2): SBU1 + phenyl
+    assert all(len(f.saturating) == 1 for f in frags)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ module is checked against the layer order of DESIGN.md §6:
 
     utils < graph < descriptors < models < observables
           < {hessians, calculator, serialization, io, testing} < analysis
-          < data < training < bench
+          < data < training < md < validation < bench
 
 (DESIGN.md puts ``analysis`` in one rank with ``hessians`` and
 ``calculator``; it sits just above them because the locality test consumes
@@ -53,6 +53,8 @@ LAYERS = {
     "analysis": 5.5,
     "data": 6,
     "training": 6.5,
+    "md": 6.6,  # jitted MD: models, observables, graph rebuilds
+    "validation": 6.8,  # MD stability, RDFs, force outliers: md, data, training metrics
     "bench": 7,
 }
 

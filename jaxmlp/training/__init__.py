@@ -5,6 +5,10 @@ Quick start::
     from jaxmlp.training import TrainConfig, train, evaluate
     params, history = train(model, train_set, valid_set, TrainConfig(loss="forces", epochs=50))
     print(evaluate(model, params, test_set))
+
+Several processes or hosts: call ``jaxmlp.training.distributed.initialize()``
+first in every process (start them with ``python -m jaxmlp.training.launch``
+on one machine, or ``srun`` under SLURM); see ``docs/distributed.md``.
 """
 
 from .checkpoint import CheckpointManager

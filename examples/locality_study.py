@@ -32,8 +32,10 @@ Run ``python examples/locality_study.py`` (fast: HDOE at σ = 0.90 and 1.00,
 under a minute) or ``--full`` (four systems × seven σ; a few minutes on one
 core).  Results: ``benchmarks/results/locality_study.json`` (full) or
 ``locality_study_fast.json``, figures ``docs/img/locality_*.png`` (full).
-``--mof-cost`` only times GFN2-xTB force calls on the paper's 214-atom 1D
-MOF-5 model (:func:`mof_1d_system`); its fragment series is not run here.
+``--mof-cost`` times GFN2-xTB force calls on the paper's 214-atom 1D MOF-5
+model (:func:`mof_1d_system`); ``--mof-1d`` runs its group-removal series
+(:func:`mof_1d_units`; about 11 min on one core), written to
+``benchmarks/results/locality_study_mof1d.json``.
 """
 
 from __future__ import annotations

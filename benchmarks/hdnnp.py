@@ -1,4 +1,4 @@
-"""HDNNP throughput and memory: energy + forces in float32 and float64.
+"""HDNNP throughput and memory: energy + forces, jaxmlp and n2p2 in the same run.
 
 Systems
 -------
@@ -6,21 +6,28 @@ Systems
   8 radial (type 2) + 22 angular (20 wide type 9, 2 narrow type 3) symmetry
   functions, 2×25 tanh networks, scaling from the structure's own statistics;
 * the four n2p2 example potentials (imported with :func:`jaxmlp.io.load_n2p2`)
-  on their ``input.data`` structures, compared with n2p2's C++ throughput on
-  this machine (energy + forces, float64, neighbour list included).
+  on their ``input.data`` structures.  When ``N2P2_BENCH`` names n2p2's
+  ``nnp_bench`` (or ``nnp_bench_omp``; built by ``shared/tools/n2p2/build.sh``)
+  the C++ code is timed **in the same run, on the same cores** (``taskset``;
+  ``OMP_NUM_THREADS`` = number of cores for the OpenMP build) and both numbers
+  and their ratio are written.  Without it the n2p2 figures and the ratio are
+  ``null`` (never read from a stored figure).
 
-Every (system, dtype) runs in its own process, so peak memory (``ru_maxrss``)
-belongs to that case alone.  Reported per case: graph build time (neighbour
-list + triplets), compile time, warm energy+forces time (best of ``repeats``),
-atoms/s with and without the graph build, graph build as a fraction of one
-evaluation, peak RSS.
+Every (system, dtype) runs in its own process pinned to ``--cores``, so peak
+memory (``ru_maxrss``) belongs to that case alone.  Reported per case: graph
+build time (neighbour list + triplets), compile time, energy+forces time
+(median and best of ``repeats``), atoms/s **compute only** (prebuilt graph) and
+**including the neighbour list** (graph build + evaluation), peak RSS.  For n2p2
+``nnp_bench`` reports the same two figures (its neighbour list is part of its
+median total; "compute only" is total − neighbour list).  Ratios are
+``jaxmlp / n2p2`` of atoms/s from the medians (> 1: jaxmlp faster).
 
 Usage::
 
-    python benchmarks/hdnnp.py            # everything (16384 atoms takes long)
+    N2P2_BENCH=/path/nnp_bench_omp python benchmarks/hdnnp.py --n2p2-only --cores 0,1
     python benchmarks/hdnnp.py --quick    # 256 and 2048 Cu + three n2p2 potentials
 
-Results: ``benchmarks/results/hdnnp.json``.
+Results: ``benchmarks/results/hdnnp.json`` (``--out`` to change).
 """
 
 from __future__ import annotations
@@ -31,16 +38,12 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-N2P2_REFERENCE_ATOMS_PER_S = {  # n2p2 C++ on this machine, energy+forces, float64, incl. neighbour list
-    "H2O_RPBE-D3": {"1_thread": 2340, "2_threads": 3530},
-    "Cu2S_PBE": {"1_thread": 2180, "2_threads": 3010},
-    "Anisole_SCAN": {"1_thread": 152, "2_threads": 276},
-    "DMABN_SCAN": {"1_thread": 3880},
-}
+N2P2_SYSTEMS = ("H2O_RPBE-D3", "Cu2S_PBE", "Anisole_SCAN", "DMABN_SCAN")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("JAXMLP_SHARED", ROOT.parent / "shared")) / "data" / "n2p2"
@@ -83,7 +86,9 @@ def _n2p2_model_and_atoms(name: str):
     return model, params, atoms
 
 
-def _run_case(kind: str, arg, dtype: str, repeats: int, queue):
+def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue):
+    if cores:
+        os.sched_setaffinity(0, cores)
     import jax
 
     jax.config.update("jax_enable_x64", dtype == "float64")
@@ -91,32 +96,35 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, queue):
     import numpy as np
 
     import jaxmlp
+    from jaxmlp.utils import cast_floats
 
     try:
         model, params, atoms = _cu_model_and_atoms(arg) if kind == "cu" else _n2p2_model_and_atoms(arg)
         ftype = jnp.float64 if dtype == "float64" else jnp.float32
-        params = jax.tree.map(lambda x: jnp.asarray(x, ftype), params)
+        params = cast_floats(params, ftype)
+        ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
         builds = []
-        for _ in range(2):
+        for _ in range(max(2, repeats)):
             t0 = time.perf_counter()
             g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
             builds.append(time.perf_counter() - t0)
-        npf = np.float64 if dtype == "float64" else np.float32
-        g = g._replace(nodes={**g.nodes, "positions": g.nodes["positions"].astype(npf)},
-                       globals={**g.globals, "cell": g.globals["cell"].astype(npf)})
-        g = jax.device_put(g)
-        ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+        g = jax.device_put(cast_floats(g, ftype))
         t0 = time.perf_counter()
         e, f = jax.block_until_ready(ef(model, params, g))
         compile_s = time.perf_counter() - t0
-        times = []
+        times, totals = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             jax.block_until_ready(ef(model, params, g))
             times.append(time.perf_counter() - t0)
-        t_ef = min(times)
-        t_build = min(builds)
+        for _ in range(repeats):  # the whole job: Atoms → graph → energy + forces on the host
+            t0 = time.perf_counter()
+            gg = cast_floats(jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets), ftype)
+            ee, ff = ef(model, params, gg)
+            np.asarray(ff)
+            totals.append(time.perf_counter() - t0)
         n = len(atoms)
+        t_ef, t_tot = float(np.median(times)), float(np.median(totals))
         queue.put({
             "system": f"fcc Cu {n}" if kind == "cu" else arg,
             "dtype": dtype,
@@ -124,13 +132,16 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, queue):
             "n_edges": int(g.n_edge[0]),
             "n_triplets": int(len(g.globals["triplets"])),
             "n_symmetry_functions": list(model.extras["descriptor"].n_functions),
-            "graph_build_s": t_build,
+            "graph_build_s": float(np.median(builds)),
             "compile_plus_first_call_s": compile_s,
-            "energy_forces_s": t_ef,
+            "energy_forces_median_s": t_ef,
+            "energy_forces_min_s": min(times),
             "energy_forces_all_s": times,
-            "atoms_per_s": n / t_ef,
-            "atoms_per_s_incl_graph_build": n / (t_ef + t_build),
-            "graph_build_fraction_of_eval": t_build / t_ef,
+            "incl_neighbour_list_median_s": t_tot,
+            "incl_neighbour_list_all_s": totals,
+            "atoms_per_s_compute_only": n / t_ef,
+            "atoms_per_s_incl_neighbour_list": n / t_tot,
+            "graph_build_fraction": float(np.median(builds)) / t_tot,
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
             "energy_eV": float(e[0]),
             "max_abs_force": float(jnp.abs(f).max()),
@@ -139,13 +150,38 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, queue):
         queue.put({"system": str(arg), "dtype": dtype, "error": f"{type(err).__name__}: {err}"})
 
 
-def run(cases, repeats: int, timeout: float):
+def run_n2p2(name: str, repeats: int, cores, timeout: float) -> dict | None:
+    """Time n2p2's ``nnp_bench`` on ``name`` (same cores); None without ``N2P2_BENCH``."""
+    exe = os.environ.get("N2P2_BENCH")
+    if not exe:
+        return None
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = str(len(cores) if cores else os.cpu_count())
+    cmd = [exe, str(SHARED / name), str(repeats), name]
+    if cores:
+        cmd = ["taskset", "-c", ",".join(map(str, cores))] + cmd
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=True).stdout
+    except (subprocess.SubprocessError, OSError) as err:
+        return {"error": f"{type(err).__name__}: {err}", "command": " ".join(cmd)}
+    lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        return {"error": "nnp_bench printed no RESULT line", "command": " ".join(cmd)}
+    res = json.loads(lines[-1][len("RESULT "):])
+    res["command"] = " ".join(cmd) + f"  (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})"
+    res["atoms_per_s_compute_only"] = res["n_atoms"] / (res["median_total_s"] - res["median_nl_s"])
+    res["atoms_per_s_incl_neighbour_list"] = res["n_atoms"] / res["median_total_s"]
+    return res
+
+
+def run(cases, repeats: int, timeout: float, cores, dtypes=("float32", "float64")):
     ctx = mp.get_context("spawn")
     results = []
     for kind, arg in cases:
-        for dtype in ("float32", "float64"):
+        ref = run_n2p2(arg, max(repeats, 5), cores, timeout) if kind == "n2p2" else None
+        for dtype in dtypes:
             q = ctx.Queue()
-            p = ctx.Process(target=_run_case, args=(kind, arg, dtype, repeats, q))
+            p = ctx.Process(target=_run_case, args=(kind, arg, dtype, repeats, cores, q))
             p.start()
             try:
                 res = q.get(timeout=timeout)
@@ -154,45 +190,61 @@ def run(cases, repeats: int, timeout: float):
             p.join(5)
             if p.is_alive():
                 p.terminate()
-            if kind == "n2p2" and arg in N2P2_REFERENCE_ATOMS_PER_S:
-                res["n2p2_cpp_atoms_per_s"] = N2P2_REFERENCE_ATOMS_PER_S[arg]
-                if "atoms_per_s_incl_graph_build" in res and dtype == "float64":
-                    ref = N2P2_REFERENCE_ATOMS_PER_S[arg]
-                    res["ratio_to_n2p2_best"] = res["atoms_per_s_incl_graph_build"] / max(ref.values())
+            if kind == "n2p2":
+                res["n2p2"] = ref
+                ok = ref is not None and "error" not in ref and "error" not in res
+                for what in ("compute_only", "incl_neighbour_list"):
+                    key = f"atoms_per_s_{what}"
+                    res[f"ratio_to_n2p2_{what}"] = res[key] / ref[key] if ok else None
+                if ok:
+                    res["energy_minus_n2p2_eV"] = res["energy_eV"] - ref["energy"]
             results.append(res)
             print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()
-                              if k not in ("energy_forces_all_s",)}), flush=True)
+                              if not k.endswith("_all_s")}), flush=True)
     return results
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="256/2048 Cu and the smaller n2p2 potentials only")
+    ap.add_argument("--n2p2-only", action="store_true", help="only the four n2p2 potentials")
+    ap.add_argument("--systems", default=None, help="comma-separated n2p2 potentials (with --n2p2-only)")
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--cores", default=None, help="cores for both codes, e.g. 0,1 (default: all)")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hdnnp.json"))
     args = ap.parse_args(argv)
-    if args.quick:
+    cores = [int(c) for c in args.cores.split(",")] if args.cores else None
+    if args.n2p2_only:
+        names = args.systems.split(",") if args.systems else list(N2P2_SYSTEMS)
+        cases = [("n2p2", k) for k in names]
+        repeats, timeout = args.repeats or 5, 1800
+    elif args.quick:
         cases = [("cu", 256), ("cu", 2048), ("n2p2", "DMABN_SCAN"), ("n2p2", "Cu2S_PBE"), ("n2p2", "H2O_RPBE-D3")]
         repeats, timeout = args.repeats or 2, 600
     else:
-        cases = [("cu", 256), ("cu", 2048), ("cu", 16384)] + [("n2p2", k) for k in N2P2_REFERENCE_ATOMS_PER_S]
+        cases = [("cu", 256), ("cu", 2048), ("cu", 16384)] + [("n2p2", k) for k in N2P2_SYSTEMS]
         repeats, timeout = args.repeats or 3, 3600
     t0 = time.time()
-    results = run(cases, repeats, timeout)
+    load0 = os.getloadavg()
+    results = run(cases, repeats, timeout, cores, tuple(args.dtypes.split(",")))
     import jax
 
+    from jaxmlp.utils import write_json
+
     out = {
-        "benchmark": "hdnnp energy+forces",
-        "quick": args.quick,
+        "benchmark": "hdnnp energy+forces, jaxmlp vs n2p2 nnp_bench in the same run",
+        "command": " ".join([f"N2P2_BENCH={os.environ['N2P2_BENCH']}"] if os.environ.get("N2P2_BENCH") else [])
+        + " python benchmarks/hdnnp.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "cores": cores,
+        "load_average_before_after": [list(load0), list(os.getloadavg())],
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0],
                     "jax": jax.__version__, "device": "cpu"},
         "wall_s": time.time() - t0,
         "results": results,
     }
-    path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1))
-    print(f"wrote {path}")
+    write_json(args.out, out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -578,14 +578,46 @@ class ACSF:
             cols.append(compact_function(rr, rl, rc, core, asym))
         return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
 
-    def _angular_values(self, rij, rik, rjk, cos):
-        """``[T, U_a]`` values of every distinct angular column for a chunk of triplets."""
+    def _edge_factor_keys(self):
+        """Per-edge factors the angular columns are built from (computed once per edge, not per triplet).
+
+        ``("w", η)``: ``exp(−η r²) f_c(r)`` for types 3/9 on the factorised path;
+        ``("c", core, asym, r_l, r_c)``: the radial compact core of type 22.
+        """
+        keys = []
+        exp_keys = [k for k in self._akeys if k[0] == "aexp"]
+        if exp_keys and self._fast_exp(exp_keys):
+            keys += [("w", eta) for eta in sorted({k[2] for k in exp_keys})]
+        keys += sorted({("c", k[1], k[2], k[3], k[4]) for k in self._akeys if k[0] == "acomp"}, key=repr)
+        return keys
+
+    def _edge_factors(self, r):
+        """``[E, P]`` per-edge factors (:meth:`_edge_factor_keys`) of distances ``r [E]``, or None."""
+        keys = self._edge_factor_keys()
+        if not keys:
+            return None
+        cols = []
+        fc = self._fc(r, self._uniform_rc) if any(k[0] == "w" for k in keys) else None
+        for k in keys:
+            if k[0] == "w":
+                cols.append(jnp.exp(-k[1] * r * r) * fc)
+            else:
+                cols.append(compact_function(r, k[3], k[4], k[1], k[2]))
+        return jnp.stack(cols, axis=1)
+
+    def _angular_values(self, rij, rik, rjk, cos, fj=None, fk=None):
+        """``[T, U_a]`` values of every distinct angular column for a chunk of triplets.
+
+        ``fj``, ``fk`` are the rows ``[T, P]`` of :meth:`_edge_factors` of the two edges
+        (required when :meth:`_edge_factor_keys` is not empty).
+        """
         dtype = rij.dtype
         a, b, cs = rij[:, None], rik[:, None], cos[:, None]
+        fpos = {k: p for p, k in enumerate(self._edge_factor_keys())}
         cols = []
         exp_keys = [k for k in self._akeys if k[0] == "aexp"]
         if exp_keys and self._fast_exp(exp_keys):
-            cols.append(self._angular_exp_factorised(exp_keys, rij, rik, rjk, cos))
+            cols.append(self._angular_exp_factorised(exp_keys, rjk, cos, fj, fk, fpos))
         elif exp_keys:
             narrow, eta, rs, lam, zeta, rc = (np.array([k[i] for k in exp_keys]) for i in range(1, 7))
             c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
@@ -617,13 +649,17 @@ class ACSF:
         if groups:
             ok = (cos > -1.0) & (cos < 1.0)
             theta = jnp.arccos(jnp.where(ok, cos, 0.0))[:, None]
+            angular, radial = {}, {}  # each distinct factor once per triplet
             for core, asym, params in groups:
-                rl, rc, al, ar = (np.array([p[i] for p in params]) for i in range(4))
-                rl, rc = jnp.asarray(rl, dtype), jnp.asarray(rc, dtype)
-                al, ar = jnp.asarray(np.radians(al), dtype), jnp.asarray(np.radians(ar), dtype)
-                rad = compact_function(a, rl, rc, core, asym) * compact_function(b, rl, rc, core, asym)
-                ang = compact_function(theta, al, ar, core, False)
-                cols.append(jnp.where(ok[:, None], rad * ang, 0.0))
+                for rl, rc, al, ar in params:
+                    p = fpos[("c", core, asym, rl, rc)]
+                    if (core, al, ar) not in angular:
+                        ang = compact_function(theta[:, 0], math.radians(al), math.radians(ar), core, False)
+                        angular[(core, al, ar)] = jnp.where(ok, ang, 0.0)
+                    if p not in radial:
+                        radial[p] = fj[:, p] * fk[:, p]
+                    cols.append(radial[p] * angular[(core, al, ar)])
+        cols = [c[:, None] if c.ndim == 1 else c for c in cols]
         return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
 
     def _fast_exp(self, exp_keys) -> bool:
@@ -634,16 +670,15 @@ class ACSF:
             and all(k[3] == 0.0 and float(k[5]).is_integer() and 1 <= k[5] <= 64 for k in exp_keys)
         )
 
-    def _angular_exp_factorised(self, exp_keys, rij, rik, rjk, cos):
+    def _angular_exp_factorised(self, exp_keys, rjk, cos, fj, fk, fpos):
         """Types 3/9 with r_s = 0 as products of per-triplet factors (no exp/log per column).
 
-        ``(1 + λ cos)^ζ`` by integer powers per distinct (λ, ζ), ``exp(−η(r_ij² + r_ik²))``
-        and ``exp(−η r_jk²) f_c(r_jk)`` per distinct η; each column is a product of these
-        ``[T]`` vectors (same values as the direct formula up to round-off).
+        ``(1 + λ cos)^ζ`` by integer powers per distinct (λ, ζ), ``exp(−η r_ij²) f_c(r_ij) ·
+        exp(−η r_ik²) f_c(r_ik)`` from the per-edge factors and ``exp(−η r_jk²) f_c(r_jk)`` per
+        distinct η; each column is a product of these ``[T]`` vectors (same values as the
+        direct formula up to round-off).
         """
         rc = self._uniform_rc
-        fc = self._fc(rij, rc) * self._fc(rik, rc)
-        s2 = rij * rij + rik * rik
         any_narrow = any(k[1] for k in exp_keys)
         fjk = self._fc(rjk, rc) if any_narrow else None
         powers, weights, weights_jk, bases = {}, {}, {}, {}
@@ -656,7 +691,8 @@ class ACSF:
             if (lam, zeta) not in powers:
                 powers[(lam, zeta)] = bases[lam] ** zeta
             if eta not in weights:
-                weights[eta] = jnp.exp(-eta * s2) * fc
+                p = fpos[("w", eta)]
+                weights[eta] = fj[:, p] * fk[:, p]
             v = (2.0 ** (1 - zeta)) * powers[(lam, zeta)] * weights[eta]
             if narrow:
                 if eta not in weights_jk:
@@ -703,6 +739,7 @@ class ACSF:
             trip = graph.globals["triplets"]
             T = trip.shape[0]
             if T > 0:
+                factors = self._edge_factors(r)
                 chunk = min(self.triplet_chunk, T)
                 n_chunks = -(-T // chunk)
                 pad = n_chunks * chunk - T
@@ -719,7 +756,8 @@ class ACSF:
                     den = jnp.where(ok, rij * rik, 1.0)
                     cos = jnp.where(ok, jnp.sum(vij * vik, axis=-1) / den, 0.0)
                     q = pair_index[sj[e1], sj[e2]]
-                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos), 0.0)
+                    fj, fk = (None, None) if factors is None else (factors[e1], factors[e2])
+                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos, fj, fk), 0.0)
                     seg = graph.receivers[e1] * npair + q
                     return acc + jax.ops.segment_sum(av, seg, num_segments=n * npair), None
 

@@ -31,13 +31,14 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from helpers import morse_frames  # noqa: E402
 from jax.experimental import multihost_utils  # noqa: E402
 
 from jaxmlp.data import Dataset  # noqa: E402
 from jaxmlp.models import morse  # noqa: E402
 from jaxmlp.training import TrainConfig, evaluate, train  # noqa: E402
 from jaxmlp.training import loop as _loop  # noqa: E402
+
+from helpers import morse_frames  # noqa: E402
 
 
 class Stop(Exception):

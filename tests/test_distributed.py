@@ -149,11 +149,11 @@ def test_killed_process_fails_the_others_quickly_and_the_run_resumes_exactly(run
 
 def test_data_parallel_evaluate_across_processes(runs):
     """evaluate(parallel=True) on 2 processes (12 structures, batches of 6 = 3 per device) equals the serial one."""
-    from helpers import morse_frames
-
     from jaxmlp.data import Dataset
     from jaxmlp.models import morse
     from jaxmlp.training import evaluate
+
+    from helpers import morse_frames
 
     b0, b1 = runs["B"]
     assert b0["evaluate"] == b1["evaluate"]  # gathered: every process has all predictions

@@ -100,7 +100,7 @@ print("RESULT " + json.dumps({"code": "python-ace C++ PACE evaluator", "n_functi
       "float64": {"first_call_s": first, "time_s": med, "atoms_per_s": len(atoms) / med}}))
 """
 
-BASIS = dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8)
+BASIS = dict(correlation_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

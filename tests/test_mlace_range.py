@@ -8,7 +8,6 @@ every pair beyond must not: the test is tight on both sides.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase import Atoms
@@ -41,7 +40,7 @@ def _distances(atoms):
     return np.linalg.norm(d, axis=-1)
 
 
-@pytest.mark.parametrize("n_layers", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
 def test_per_atom_energy_range(n_layers):
     atoms = _chain(14)
     model, params, g = _model_params(n_layers, atoms)
@@ -59,7 +58,7 @@ def test_per_atom_energy_range(n_layers):
     assert np.all(norm[near] > 0.0), "per-atom energy misses an atom within L bonds"
 
 
-@pytest.mark.parametrize("n_layers", [1, 2, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
 def test_hessian_blocks_vanish_beyond_2LRc(n_layers):
     atoms = _chain(32, seed=n_layers)
     model, params, g = _model_params(n_layers, atoms)

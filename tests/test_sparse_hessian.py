@@ -63,7 +63,7 @@ def test_sparse_is_sparse_and_linear():
 
 @pytest.mark.slow
 def test_sparse_equals_dense_mlace_two_layers():
-    model = jaxmlp.models.mlace([1, 6, 8], cutoff=2.5, n_layers=2, l_max=(0, 1), n_max=(4, 3), max_body_order=2, n_radial=4)
+    model = jaxmlp.models.mlace([1, 6, 8], cutoff=2.5, n_layers=2, l_max=(0, 1), n_max=(4, 3), correlation_order=2, n_radial=4)
     atoms = molecule("CH3CH2OH")
     atoms.rattle(0.02, seed=1)
     g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)

@@ -16,7 +16,7 @@ Layer ``n = 0 … L−1`` on atom ``i`` (edges ``j → i`` within ``R_c``):
   pacemaker's ``crad`` coefficients do;
 * atomic base ``A_{i c lm} = Σ_j φ_{c l m}(σ_ji) / n_avg`` (segment sum over
   the edges of each centre; ``n_avg`` = ``avg_num_neighbors``);
-* invariant products ``B_i`` up to correlation order ν = ``max_body_order``
+* invariant products ``B_i`` up to correlation order ν = ``correlation_order``
   (:func:`jaxmlp.descriptors.ace.product_basis`);
 * atomic properties ``φ_i^{(p,n)} = Σ_v c̃^{(p,n)}_v B_{iv} + b^{(p,n)}_{z_i}``
   (linear in the invariant basis);
@@ -34,17 +34,27 @@ on atoms within ``2·L·R_c`` (``Model.n_layers = L``).  A 1-layer model with
 Parameters are a plain pytree::
 
     {"embed": [S, K], "E0": [S], "norm": [] (not trained: stop_gradient),
-     "layers": [{"radial": [S, Q·K·T_n, (l+1)·C], "coeffs": [n_B, P_n],
+     "layers": [{"radial": [S, Q·K·T_n, (l+1)·C], "coeffs": [S, n_f, P_n],
                  "bias": [S, P_n]}, ...]}
 
 with S elements, Q radial functions, K = ``n_embed``, T_n = 1 for layer 0 and
-``k_max + 1`` after, C = ``max(n_max)`` channels, n_B invariants and P_n
-properties (1 for hidden layers, ``n_properties`` for the output layer).
+``k_max + 1`` after, C = ``max(n_max)`` channels, n_f functions per element
+(:func:`basis_sizes`) and P_n properties (1 for hidden layers,
+``n_properties`` for the output layer). ``shared_coefficients=True`` drops
+the leading S of ``coeffs``; ``contraction=None`` makes ``radial``
+``[S, Q, (l+1)·max(n_max)]`` (the ``R_nl``).
+
+Centre indicator: in layers ≥ 1 the products carry the factor
+``A^{(0)}(σ_ii) = T_k(θ_i)`` of the centre (``σ_ii = (z_i, θ_i)``; ``z_i``
+enters through the per-element coefficients), see ``centre_indicator``.
+Parameter trees of models saved before this layout (shared ``coeffs [n_B, P]``,
+no centre factor) do not load into the new defaults.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -61,18 +71,36 @@ from ..descriptors.ace import (
 from ..graph.ops import edge_vectors, safe_norm
 from .base import Model, element_symbol, per_element, register_model, species_table
 
-__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS", "PRESETS"]
+__all__ = ["mlace", "mlace_layers", "basis_sizes", "EMBEDDINGS", "CONTRACTIONS", "PRESETS", "PAPER_ETHANOL_FUNCTIONS"]
 
 EMBEDDINGS = ("fs", "linear")
+CONTRACTIONS = ("learned", None)
 
 #: Named basis sizes for :func:`mlace` (``mlace(elements, cutoff, **PRESETS["small"])``).
 #: ``"default"``: the defaults of :func:`mlace` (252 invariants per layer at ν ≤ 3);
 #: ``"small"``: 32 invariants per layer, for quick studies, examples and CI
 #: (compiles several times faster; expect lower accuracy).
 PRESETS = {
-    "default": dict(max_body_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8),
-    "small": dict(max_body_order=3, l_max=[0, 2, 1], n_max=[4, 3, 2], k_max=2, n_radial=4),
+    "default": dict(correlation_order=3, l_max=[0, 3, 2], n_max=[8, 6, 4], k_max=3, n_radial=8),
+    "small": dict(correlation_order=3, l_max=[0, 2, 1], n_max=[4, 3, 2], k_max=2, n_radial=4),
 }
+
+#: Paper-comparison bases for C/H/O (3 elements, ``n_embed = 3``), one per layer
+#: count L (use with ``n_layers=L``): the uncontracted single-bond basis of eq. 10
+#: (``contraction=None``), per-element coefficients and the centre indicator,
+#: sized so the functions per element summed over all layers
+#: (:func:`basis_sizes`) match Bochkarev et al.'s ethanol table (SM Table I):
+#: 1207 / 1363 / 2269 / 2982 for L = 1–4 (ours: 1207 / 1363 / 2269 / 2981).
+#: The paper does not list its per-layer split; these splits are our choice.
+_PAPER = dict(correlation_order=3, contraction=None, k_max=1, n_radial=8)
+PRESETS.update({
+    "paper-L1": dict(_PAPER, l_max=[0, 4, 3], n_max=[8, 3, 2]),
+    "paper-L2": dict(_PAPER, l_max=[0, 3, 2], n_max=[3, 1, 1], hidden_l_max=[0, 2, 1], hidden_n_max=[5, 3, 1]),
+    "paper-L3": dict(_PAPER, l_max=[0, 3, 1], n_max=[3, 2, 1], hidden_l_max=[0, 2, 2], hidden_n_max=[3, 1, 1]),
+    "paper-L4": dict(_PAPER, l_max=[0, 2, 2], n_max=[3, 1, 1], hidden_l_max=[0, 2, 1], hidden_n_max=[3, 2, 1]),
+})
+#: The paper's functions per element (all layers) for ethanol, by number of layers.
+PAPER_ETHANOL_FUNCTIONS = {1: 1207, 2: 1363, 3: 2269, 4: 2982}
 
 
 def _fs(x):
@@ -88,7 +116,7 @@ def mlace(
     elements,
     cutoff: float = 5.0,
     n_layers: int = 2,
-    max_body_order: int = 3,
+    correlation_order: int = 3,
     l_max=(0, 3, 2),
     n_max=(8, 6, 4),
     k_max: int = 3,
@@ -103,6 +131,11 @@ def mlace(
     init_scale: float = 0.1,
     e0=None,
     max_neighbors: int | None = None,
+    centre_indicator: bool = True,
+    shared_coefficients: bool = False,
+    contraction: str | None = "learned",
+    *,
+    max_body_order: int | None = None,
 ) -> Model:
     """Build a multilayer ACE model with scalar indicators.
 
@@ -114,13 +147,17 @@ def mlace(
         Per-layer cutoff ``R_c``; graphs are built with it.
     n_layers : int >= 1
         Number of layers ``L``; ``interaction_range = 2·L·R_c``.
-    max_body_order : int in 1..4
-        Largest correlation order ν of the invariant products (ν = 3: three
-        ``A`` factors, i.e. 4-body with the centre atom).
+    correlation_order : int in 1..4
+        Largest correlation order ν of the invariant products, the number of
+        atomic-base factors ``A`` (ν = 3: three factors, body order 4 with the
+        centre atom). ``max_body_order=`` is a deprecated spelling (also
+        accepted in stored configs).
     l_max : int or sequence of int
         Largest ``l`` per correlation order (order 1 always uses l = 0).
     n_max : int or sequence of int
-        Radial channels per correlation order.
+        Radial channels per correlation order (``contraction="learned"``), or
+        radial functions ``R_nl`` per order (``contraction=None``: the
+        channels are then ``n_max[ν]·K·T_n`` products ``R_nl e_κ T_k``).
     k_max : int >= 0
         Largest Chebyshev order of the indicator (layers ≥ 1).
     n_radial : int
@@ -153,6 +190,22 @@ def mlace(
         Initial per-element reference energies ``params["E0"]`` (eV per atom;
         trained with the rest), e.g. from
         :func:`jaxmlp.data.fit_reference_energies`. Default 0.
+    centre_indicator : bool
+        Include the centre atom's own indicator (the paper's
+        ``A^{(0)}(σ_ii)`` factor, ``σ_ii = (z_i, θ_i)``): in layers ≥ 1 every
+        invariant is multiplied by ``T_k(θ_i)``, k = 0..k_max, and the
+        ``T_k(θ_i)`` with k ≥ 1 are functions of their own (ν = 0), so a layer
+        has ``(k_max + 1)·(n_B + 1) − 1`` functions per element. Default True.
+    shared_coefficients : bool
+        Share the expansion coefficients ``c̃`` by all centre elements
+        (``coeffs [n_f, P]``; only the bias is per element). Default False:
+        one set per element (``coeffs [S, n_f, P]``) as in the paper.
+    contraction : {"learned", None}
+        ``"learned"`` (default, the fast option): a learnable matrix contracts
+        ``g_q e_κ T_k`` into ``max(n_max)`` channels per ``l``.
+        ``None``: the uncontracted single-bond basis of eq. 10,
+        ``e_κ(z_j) R_nl(r) Y_lm T_k(θ_j)`` with ``κ``, ``n`` and ``k`` basis
+        indices of their own and learnable ``R_nl = Σ_q W_{z_i,l,n,q} g_q``.
 
     Returns
     -------
@@ -185,6 +238,15 @@ def mlace(
         raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
     if avg_num_neighbors is not None and not avg_num_neighbors > 0:
         raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors!r}")
+    if max_body_order is not None:
+        warnings.warn("mlace(max_body_order=...) is deprecated; use correlation_order (the number of A factors, "
+                      "body order − 1)", DeprecationWarning, stacklevel=2)
+        correlation_order = max_body_order
+    if contraction not in CONTRACTIONS:
+        raise ValueError(f"contraction must be one of {CONTRACTIONS}, got {contraction!r}")
+    for flag, value in (("centre_indicator", centre_indicator), ("shared_coefficients", shared_coefficients)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{flag} must be a bool, got {value!r}")
     symbols = [element_symbol(z) for z in zs]
     e0_map = per_element(e0, symbols, "e0")
     e0_init = [e0_map[sym] for sym in symbols]
@@ -193,13 +255,21 @@ def mlace(
     if n_embed < 1:
         raise ValueError(f"n_embed must be >= 1, got {n_embed}")
 
-    out_basis = product_basis(n_max, l_max, max_body_order)
-    hid_basis = product_basis(
-        n_max if hidden_n_max is None else hidden_n_max, l_max if hidden_l_max is None else hidden_l_max, max_body_order
-    )
-    bases = [hid_basis] * (n_layers - 1) + [out_basis]
-    n_props = [1] * (n_layers - 1) + [int(n_properties)]
     n_T = [1] + [k_max + 1] * (n_layers - 1)
+    hid_n = n_max if hidden_n_max is None else hidden_n_max
+    hid_l = l_max if hidden_l_max is None else hidden_l_max
+    spec = [(hid_n, hid_l)] * (n_layers - 1) + [(n_max, l_max)]
+    bases, n_radfn = [], []
+    for n, (nm, lm) in enumerate(spec):
+        b = product_basis(nm, lm, correlation_order=correlation_order)
+        if contraction is None:  # channels (n, κ, k) of eq. 10, n slowest
+            n_radfn.append(b.n_channels)
+            b = product_basis([c * n_embed * n_T[n] for c in b.n_max], lm, correlation_order=correlation_order)
+        bases.append(b)
+    bases = tuple(bases)
+    n_props = [1] * (n_layers - 1) + [int(n_properties)]
+    centre = [bool(centre_indicator) and n > 0 for n in range(n_layers)]
+    n_funcs = [n_T[n] * (b.size + 1) - 1 if centre[n] else b.size for n, b in enumerate(bases)]
     table = jnp.asarray(species_table(zs))
     l_all = max(b.l_max_all for b in bases)
 
@@ -229,56 +299,87 @@ def mlace(
         layers = []
         for n in range(n_layers):
             b = bases[n]
-            fan_in = n_radial * n_embed * n_T[n]
-            C, lb = b.n_channels, b.l_max_all
+            fan_in = n_radial * n_embed * n_T[n] if contraction is not None else n_radial
+            C = b.n_channels if contraction is not None else n_radfn[n]
+            lb = b.l_max_all
             radial = jax.random.normal(keys[2 * n], (n_species, fan_in, (lb + 1) * C)) / math.sqrt(fan_in)
-            coeffs = init_scale * jax.random.normal(keys[2 * n + 1], (b.size, n_props[n])) / math.sqrt(b.size)
+            shape = (n_funcs[n], n_props[n]) if shared_coefficients else (n_species, n_funcs[n], n_props[n])
+            coeffs = init_scale * jax.random.normal(keys[2 * n + 1], shape) / math.sqrt(n_funcs[n])
             layers.append({"radial": radial, "coeffs": coeffs, "bias": jnp.zeros((n_species, n_props[n]))})
         return {"embed": embed, "E0": jnp.array(e0_init, dtype=float), "norm": jnp.array(norm, dtype=float), "layers": layers}
 
-    def layer_outputs(params, graph):
-        """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
+    def _prepare(params, graph):
         g, Y, inside = _geometry(graph)
         dtype = g.dtype
         n_nodes = graph.nodes["positions"].shape[0]
         s = jnp.maximum(table[graph.nodes["numbers"]], 0)
-        s_i, s_j = s[graph.receivers], s[graph.senders]
-        e_j = params["embed"].astype(dtype)[s_j]  # [E, K]
-        ge = (g[:, :, None] * e_j[:, None, :]).reshape(g.shape[0], -1)  # [E, Q·K]
-        norm = jax.lax.stop_gradient(params["norm"]).astype(dtype)
+        e_j = params["embed"].astype(dtype)[s[graph.senders]]  # [E, K]
         dense = None if max_neighbors is None else _dense_slots(graph.receivers, inside, n_nodes, int(max_neighbors))
+        return dict(g=g, Y=Y, e_j=e_j, s=s, dense=dense, n_nodes=n_nodes)
+
+    def _layer(params, graph, n, theta, pre=None):
+        """Properties ``φ^{(·,n)}`` [N, P_n] of layer ``n`` given the indicator ``θ^{(n)}`` [N] (None for n = 0)."""
+        if pre is None:
+            pre = _prepare(params, graph)
+        layer = params["layers"][n]
+        g, Y, e_j, s, dense, n_nodes = (pre[k] for k in ("g", "Y", "e_j", "s", "dense", "n_nodes"))
+        dtype = g.dtype
+        b = bases[n]
+        lb = b.l_max_all
+        s_i = s[graph.receivers]
+        if n == 0:
+            T_j = jnp.ones((g.shape[0], 1), dtype)
+        else:
+            T_j = chebyshev(theta.astype(dtype)[graph.senders], k_max)  # [E, k+1]
+        W = layer["radial"].astype(dtype)  # [S, F, (lb+1)·C]
+        if contraction is None:
+            u = g  # radial functions R_nl = Σ_q W g_q
+        else:
+            u = (g[:, :, None, None] * e_j[:, None, :, None] * T_j[:, None, None, :]).reshape(g.shape[0], -1)
+        if n_species == 1:
+            R = u @ W[0]
+        else:
+            R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
+            R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
+        if contraction is None:  # channels (n, κ, k) with n slowest
+            chan = (e_j[:, :, None] * T_j[:, None, :]).reshape(g.shape[0], -1)  # [E, K·T]
+            R = (R.reshape(-1, lb + 1, n_radfn[n], 1) * chan[:, None, None, :]).reshape(g.shape[0], lb + 1, -1)
+        else:
+            R = R.reshape(-1, lb + 1, b.n_channels)
+        Yb = Y[:, : (lb + 1) ** 2]
+        if dense is None:
+            A = _base_edges(Yb, R, graph.receivers, n_nodes)
+        else:  # dense layout when every atom fits, else the edge list (same values)
+            fits, idx = dense
+            A = jax.lax.cond(
+                fits,
+                lambda Yb, R: _base_dense(Yb, R, idx, n_nodes, int(max_neighbors)),
+                lambda Yb, R: _base_edges(Yb, R, graph.receivers, n_nodes),
+                Yb,
+                R,
+            )
+        A = A / jax.lax.stop_gradient(params["norm"]).astype(dtype)  # [N, nlm, C]
+        B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
+        if centre[n]:  # A^(0)(σ_ii) = T_k(θ_i): ν = 0 functions T_{k≥1}(θ_i) and T_k(θ_i)·B_v
+            T_i = chebyshev(theta.astype(dtype), k_max)  # [N, k+1]
+            B = jnp.concatenate([T_i[:, 1:], (T_i[:, :, None] * B[:, None, :]).reshape(B.shape[0], -1)], axis=1)
+        c = layer["coeffs"].astype(dtype)
+        if shared_coefficients:
+            props = B @ c
+        elif n_species == 1:
+            props = B @ c[0]
+        else:
+            P_all = jnp.einsum("nf,sfp->nsp", B, c)
+            props = jnp.take_along_axis(P_all, s[:, None, None], axis=1)[:, 0]
+        return props + layer["bias"].astype(dtype)[s]
+
+    def layer_outputs(params, graph):
+        """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
+        pre = _prepare(params, graph)
         theta = None
         outs = []
-        for n, layer in enumerate(params["layers"]):
-            b = bases[n]
-            C, lb = b.n_channels, b.l_max_all
-            if n == 0:
-                u = ge
-            else:
-                T = chebyshev(theta[graph.senders], k_max)  # [E, k+1]
-                u = (ge[:, :, None] * T[:, None, :]).reshape(ge.shape[0], -1)
-            W = layer["radial"].astype(dtype)  # [S, F, (lb+1)·C]
-            if n_species == 1:
-                R = u @ W[0]
-            else:
-                R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
-                R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
-            R = R.reshape(-1, lb + 1, C)
-            Yb = Y[:, : (lb + 1) ** 2]
-            if dense is None:
-                A = _base_edges(Yb, R, graph.receivers, n_nodes)
-            else:  # dense layout when every atom fits, else the edge list (same values)
-                fits, idx = dense
-                A = jax.lax.cond(
-                    fits,
-                    lambda Yb, R: _base_dense(Yb, R, idx, n_nodes, int(max_neighbors)),
-                    lambda Yb, R: _base_edges(Yb, R, graph.receivers, n_nodes),
-                    Yb,
-                    R,
-                )
-            A = A / norm  # [N, nlm, C]
-            B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
-            props = B @ layer["coeffs"].astype(dtype) + layer["bias"].astype(dtype)[s]
+        for n in range(len(params["layers"])):
+            props = _layer(params, graph, n, theta, pre)
             outs.append(props)
             theta = jnp.tanh(props[:, 0])
         return outs
@@ -296,7 +397,7 @@ def mlace(
         elements=list(zs),
         cutoff=float(cutoff),
         n_layers=int(n_layers),
-        max_body_order=int(max_body_order),
+        correlation_order=int(correlation_order),
         l_max=_as_list(l_max),
         n_max=_as_list(n_max),
         k_max=int(k_max),
@@ -311,9 +412,13 @@ def mlace(
         init_scale=float(init_scale),
         e0=e0_map,
         max_neighbors=None if max_neighbors is None else int(max_neighbors),
+        centre_indicator=bool(centre_indicator),
+        shared_coefficients=bool(shared_coefficients),
+        contraction=contraction,
     )
     return Model("mlace", config, float(cutoff), init, apply, needs_triplets=False, elements=zs, n_layers=int(n_layers),
-                 extras={"layer_outputs": layer_outputs, "bases": tuple(bases)})
+                 extras={"layer_outputs": layer_outputs, "layer": _layer, "bases": bases,
+                         "n_functions": tuple(n_funcs)})
 
 
 def _base_edges(Y, R, receivers, n_nodes):
@@ -376,7 +481,12 @@ def mlace_layers(model: Model, params, graph):
 
 
 def basis_sizes(model: Model) -> list:
-    """Number of invariant basis functions of each layer of an ml-ACE model."""
+    """Basis functions per centre element of each layer of an ml-ACE model.
+
+    The invariant products of the layer's atomic base, times the centre's
+    ``T_k(θ_i)`` factors in layers ≥ 1 when ``centre_indicator`` is on (the
+    rows of the layer's expansion coefficients).
+    """
     if not (isinstance(model, Model) and "bases" in model.extras):
         raise TypeError(f"basis_sizes needs a model built by jaxmlp.models.mlace, got {model!r}")
-    return [b.size for b in model.extras["bases"]]
+    return list(model.extras["n_functions"])

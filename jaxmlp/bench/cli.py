@@ -11,6 +11,7 @@ Examples
 ``jaxmlp-bench cutoff --cutoffs 3 4 5``      accuracy/cost/force range vs R_c
 ``jaxmlp-bench layers --layers 1 2 3``       ml-ACE accuracy/cost/range vs L
 ``jaxmlp-bench train --config run.toml``     train from a config file
+``jaxmlp-bench validate --model m.npz --reference frames.extxyz``  MD stability, RDFs, force outliers
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import argparse
 import pathlib
 import sys
 
-from . import config, studies
+from . import config, studies, validate
 from .common import CLIError
 from .factory import MODEL_KINDS
 
@@ -32,6 +33,7 @@ COMMANDS = {
     "layers": studies.run_layers,
     "locality": studies.run_locality,
     "train": config.run_train,
+    "validate": validate.run_validate,
 }
 
 
@@ -106,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a model from a TOML/YAML/JSON config file")
     s.add_argument("--config", required=True, help="config file (TOML, YAML or JSON)")
+
+    validate.add_parser(sub, _positive_float, _positive_int)
     return p
 
 

@@ -48,9 +48,20 @@ from ..models.base import check_elements
 from ..observables import energy as _graph_energy
 from ..utils import atomic_write, cast_floats
 
-__all__ = ["ENSEMBLES", "MDConfig", "MDEngine", "MDState"]
+__all__ = ["ENSEMBLES", "MDConfig", "MDEngine", "MDState", "MDUnstableError"]
 
 ENSEMBLES = ("nve", "langevin", "nose_hoover")
+
+
+class MDUnstableError(RuntimeError):
+    """The dynamics cannot continue: a single step moved an atom farther than ``skin / 2``.
+
+    ``step`` is the last completed step (the state is left there).
+    """
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,7 @@ class MDEngine:
         self.masses = np.asarray(atoms.get_masses(), np.float64)
         self.buckets = None
         self._graph = None
+        self._fresh = True  # no step taken since the last graph build
 
         _, shift = space.free()  # positions stay unwrapped between builds: the integer offsets stay valid
         # Internal time unit: 1 fs (masses in eV·fs²/Å², momenta in eV·fs/Å).
@@ -434,7 +446,16 @@ class MDEngine:
                 if bar is not None:
                     bar.update(int(done))
                 if bool(stale):
+                    if int(done) == 0 and self._fresh:
+                        raise MDUnstableError(
+                            f"step {self.state.step + 1}: one time step moved an atom by more than skin/2 = {0.5 * cfg.skin:g} Å "
+                            f"right after a neighbour-list build; the time step ({cfg.timestep:g} fs) is too large for this system "
+                            "or the dynamics is exploding",
+                            step=self.state.step,
+                        )
                     self._rebuild()
+                elif int(done) > 0:
+                    self._fresh = False
                 if trajectory is not None and self.state.step % write_every == 0 and self.state.step > s0:
                     write_frame(trajectory, self.atoms(), self.state.step, self.time_fs)
                 if checkpoint is not None and checkpoint_every and self.state.step % checkpoint_every == 0 and self.state.step > s0:
@@ -448,6 +469,7 @@ class MDEngine:
         return out
 
     def _rebuild(self):
+        self._fresh = True
         wrapped = self._build(self.positions())
         self.state.sim = self.state.sim.set(position=jnp.asarray(wrapped, self.dtype))
         self.state.ref_positions = wrapped

@@ -163,7 +163,7 @@ def _tiny_mlace():
 
     from jaxmlp.models import mlace
 
-    model = mlace(["Ar"], cutoff=3.5, n_layers=2, max_body_order=2, l_max=(0, 1), n_max=(2, 2), k_max=2, n_radial=3)
+    model = mlace(["Ar"], cutoff=3.5, n_layers=2, correlation_order=2, l_max=(0, 1), n_max=(2, 2), k_max=2, n_radial=3)
     return model, jax.random.PRNGKey(4)
 
 

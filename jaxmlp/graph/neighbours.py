@@ -202,6 +202,8 @@ def neighbour_list(
     pbc = np.asarray(pbc, dtype=bool)
     if not np.isfinite(cutoff) or cutoff <= 0:
         raise ValueError(f"cutoff must be a positive finite number of Å, got {cutoff!r}")
+    if not pbc.any() and len(positions) <= _BRUTE_FORCE_MAX_ATOMS:
+        return _brute_force(positions, float(cutoff))
     box = cell.copy()
     if not pbc.all():
         # vesin needs a well-defined box; non-periodic directions get a vector
@@ -221,6 +223,22 @@ def neighbour_list(
         centres=i.astype(np.int32, copy=False),
         neighbours=j.astype(np.int32, copy=False),
         offsets=shifts.astype(np.int32, copy=False),
+    )
+
+
+#: Molecules up to this size are searched by all pairs (vesin's cell grid costs milliseconds for
+#: a small cutoff in a large bounding box, e.g. the 0.1 Å overlap check of :func:`jaxmlp.graph.validate`).
+_BRUTE_FORCE_MAX_ATOMS = 256
+
+
+def _brute_force(positions: np.ndarray, cutoff: float) -> NeighbourList:
+    """All directed pairs ``i != j`` closer than ``cutoff`` of a non-periodic structure, by centre then neighbour."""
+    d = positions[None, :, :] - positions[:, None, :]
+    close = np.einsum("ijk,ijk->ij", d, d) < cutoff * cutoff
+    np.fill_diagonal(close, False)
+    i, j = np.nonzero(close)
+    return NeighbourList(
+        centres=i.astype(np.int32), neighbours=j.astype(np.int32), offsets=np.zeros((len(i), 3), np.int32)
     )
 
 

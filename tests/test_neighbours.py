@@ -199,3 +199,22 @@ def test_guard_refuses_huge_request_naming_the_cutoff():
     assert estimate_pairs(cu.positions, cu.cell.array, cu.pbc, 60.0) > MAX_PAIRS
     with pytest.raises(ValueError, match=r"cutoff 60.0 Å is too large for this structure \(4000 atoms"):
         jaxmlp.atoms_to_graph(cu, 60.0)
+
+
+@pytest.mark.parametrize("n", [2, 60, 256, 300])
+def test_small_molecules_all_pairs_path_equals_vesin(n):
+    """Molecules up to 256 atoms take an all-pairs search, larger ones vesin; both give vesin's pair set."""
+    import vesin
+
+    from jaxmlp.graph import neighbour_list
+
+    rng = np.random.default_rng(n)
+    pos = rng.uniform(0.0, 2.2 * n ** (1 / 3), size=(n, 3))
+    cutoff = 3.1
+    nl = neighbour_list(pos, np.zeros((3, 3)), np.zeros(3, bool), cutoff)
+    assert np.all(nl.offsets == 0) and np.all(np.diff(nl.centres) >= 0)
+    box = np.eye(3) * (np.ptp(pos, axis=0).max() + 3 * cutoff)
+    i, j = vesin.NeighborList(cutoff=cutoff, full_list=True).compute(points=pos, box=box, periodic=False, quantities="ij")
+    assert sorted(zip(nl.centres.tolist(), nl.neighbours.tolist())) == sorted(zip(i.tolist(), j.tolist()))
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    assert len(nl.centres) == int(np.sum((d < cutoff) & ~np.eye(n, dtype=bool))) > 0

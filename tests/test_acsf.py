@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from ase.data import atomic_numbers
 from ase.neighborlist import neighbor_list
-from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.descriptors import (
@@ -23,6 +22,8 @@ from jaxmlp.descriptors import (
     scale_features,
     sort_functions,
 )
+
+from helpers import random_cell_atoms
 
 RC = 4.2
 

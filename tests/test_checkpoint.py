@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 import pytest
-from helpers import morse_frames
 
 from jaxmlp.models import lennard_jones, morse
 from jaxmlp.training import CheckpointManager, TrainConfig, train
+
+from helpers import morse_frames
 
 data = pytest.importorskip("jaxmlp.data")
 

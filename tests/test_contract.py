@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.build import molecule
-from helpers import random_cell_atoms
 
 from jaxmlp.graph import edge_vectors, node_graph_index, safe_norm
 from jaxmlp.models import lennard_jones, morse
 from jaxmlp.testing import ALL_CHECKS, check_model
+
+from helpers import random_cell_atoms
 
 # strongly skewed triclinic cell (tilts of 30-40 % of the box length)
 SKEWED = np.array([[5.6, 0.0, 0.0], [2.0, 5.3, 0.0], [1.9, -1.7, 5.8]])

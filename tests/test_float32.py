@@ -16,11 +16,12 @@ import sys
 import jax
 import numpy as np
 from ase.io import write
-from helpers import random_cell_atoms
 from test_hdnnp import _make as make_hdnnp
 
 import jaxmlp
 from jaxmlp.models import mlace
+
+from helpers import random_cell_atoms
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -7,13 +7,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase import Atoms
-from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.data import fit_reference_energies
 from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, compact_angular, compact_radial, radial_grid
 from jaxmlp.models import hdnnp
 from jaxmlp.testing import check_model
+
+from helpers import random_cell_atoms
 
 RC = 3.6
 

@@ -5,9 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.build import bulk, molecule
-from helpers import random_cell_atoms
 
 import jaxmlp
+
+from helpers import random_cell_atoms
 
 
 def _fd_of_forces(model, params, atoms, h=1e-4):

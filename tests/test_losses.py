@@ -5,11 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase.calculators.lj import LennardJones
-from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.models import lennard_jones
 from jaxmlp.training import energy_loss, force_loss, loss, loss_sums, penalty, stress_loss
+
+from helpers import random_cell_atoms
 
 data = pytest.importorskip("jaxmlp.data")
 

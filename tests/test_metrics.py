@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from helpers import morse_frames
 
 from jaxmlp.models import morse
 from jaxmlp.training import evaluate, force_angle_errors, learning_curve_plot, nve_energy_drift, parity_plot
+
+from helpers import morse_frames
 
 data = pytest.importorskip("jaxmlp.data")
 

@@ -29,7 +29,7 @@ def _predict(model, params, atoms):
 
 
 @pytest.mark.parametrize(
-    "name", ["H2O_RPBE-D3", "Cu2S_PBE", "DMABN_SCAN", pytest.param("Anisole_SCAN", marks=pytest.mark.slow)]
+    "name", ["H2O_RPBE-D3", "Cu2S_PBE", "DMABN_SCAN", "Anisole_SCAN"]
 )
 def test_reproduces_n2p2(shared_dir, name):
     ref = json.loads((shared_dir / "n2p2" / "reference.json").read_text())[name]

@@ -6,12 +6,13 @@ import zipfile
 import jax
 import numpy as np
 import pytest
-from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.descriptors import angular_set, radial_grid
 from jaxmlp.models import hdnnp, lennard_jones, morse
 from jaxmlp.serialization import FORMAT_VERSION
+
+from helpers import random_cell_atoms
 
 
 @pytest.mark.parametrize(

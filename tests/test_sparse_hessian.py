@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
-from helpers import random_cell_atoms
 
 import jaxmlp
+
+from helpers import random_cell_atoms
 
 LJ = jaxmlp.models.lennard_jones(epsilon=0.2, sigma=2.0, cutoff=4.0)
 
@@ -61,7 +62,6 @@ def test_sparse_is_sparse_and_linear():
     assert per_atom[1] < 0.3 * 4 * 6**3  # far fewer than N pairs per atom
 
 
-@pytest.mark.slow
 def test_sparse_equals_dense_mlace_two_layers():
     model = jaxmlp.models.mlace([1, 6, 8], cutoff=2.5, n_layers=2, l_max=(0, 1), n_max=(4, 3), correlation_order=2, n_radial=4)
     atoms = molecule("CH3CH2OH")

@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.lj import LennardJones
-from helpers import random_cell_atoms
 
 import jaxmlp
 from jaxmlp.models import morse
 from jaxmlp.training import taylor_augment, taylor_displacements, taylor_energy
+
+from helpers import random_cell_atoms
 
 
 def _lj_cluster():

@@ -6,10 +6,11 @@ import jax
 import numpy as np
 import pytest
 from ase.calculators.morse import MorsePotential
-from helpers import random_cell_atoms
 
 from jaxmlp.models import morse
 from jaxmlp.training import TrainConfig, evaluate, train
+
+from helpers import random_cell_atoms
 
 data = pytest.importorskip("jaxmlp.data")
 

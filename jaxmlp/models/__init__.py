@@ -1,9 +1,9 @@
 """The model family: pure ``init``/``apply`` pairs returning per-atom energies."""
 
 from .base import MODEL_REGISTRY, Model, build_model, check_elements, register_model, species_table
-from .pair import lennard_jones, morse
 from .hdnnp import hdnnp
 from .mlace import mlace
+from .pair import lennard_jones, morse
 
 __all__ = [
     "Model",

@@ -140,7 +140,7 @@ def test_one_import_path_no_alias_modules(alias):
     assert not hasattr(jaxmlp, alias)
     assert getattr(jaxmlp.analysis, alias).__name__ == f"jaxmlp.analysis.{alias}"
     # the package does not re-export the functions under a second name
-    assert set(jaxmlp.analysis.__all__) == {"locality", "fragments"}
+    assert set(jaxmlp.analysis.__all__) == {"locality", "fragments", "group_series"}
     assert not hasattr(jaxmlp.analysis, "gamma") and not hasattr(jaxmlp.analysis, "cut")
 
 

@@ -32,3 +32,19 @@ def shared_dir() -> pathlib.Path:
             pytest.fail(f"CI=true but {msg}; reference tests must run in CI", pytrace=False)
         pytest.skip(msg)
     return data
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_functions():
+    """Drop JAX's compiled executables after each test module.
+
+    The suite compiles thousands of functions in one process; every loaded
+    XLA CPU executable holds memory mappings, and without this the process
+    grows until the kernel's map limit (``vm.max_map_count``) or memory is
+    reached. Modules keep their own caches while they run.
+    """
+    yield
+    import gc
+
+    jax.clear_caches()
+    gc.collect()

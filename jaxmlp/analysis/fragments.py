@@ -371,31 +371,35 @@ def cut(
 
     # 3. caps on every cut bond
     order = sorted(nodes)
-    numbers = [int(atoms.numbers[b]) for b, _ in order]
-    pos = [R[b] + np.asarray(s) @ cell for b, s in order]
-    parent = [b for b, _ in order]
-    bonded_to = [-1] * len(order)
-    replaces = [-1] * len(order)
     syms = atoms.get_chemical_symbols()
+    caps = []
     for b, s in order:
         rb = R[b] + np.asarray(s) @ cell
         for x, sx in adj[b]:
             node = (x, tuple(p + q for p, q in zip(s, sx)))
-            if node in nodes:
-                continue
-            rx = R[x] + np.asarray(node[1]) @ cell
-            u = (rx - rb) / np.linalg.norm(rx - rb)
-            numbers.append(1)
-            pos.append(rb + _cap_length(syms[b], cap_lengths) * u)
-            parent.append(-1)
-            bonded_to.append(b)
-            replaces.append(x)
-    frag = Fragment(numbers=numbers, positions=np.array(pos), pbc=False)
-    frag.arrays["parent_index"] = np.asarray(parent, int)
-    frag.arrays["cap_bonded_to"] = np.asarray(bonded_to, int)
-    frag.arrays["cap_replaces"] = np.asarray(replaces, int)
-    frag.info["center_index"] = order.index((center, zero))
+            if node not in nodes:
+                caps.append((b, x, _cap_position(rb, R[x] + np.asarray(node[1]) @ cell, syms[b], cap_lengths)))
+    frag = _capped_fragment([int(atoms.numbers[b]) for b, _ in order], [R[b] + np.asarray(s) @ cell for b, s in order],
+                            [b for b, _ in order], caps, order.index((center, zero)))
     frag.info["radius"] = float(radius)
+    return frag
+
+
+def _cap_position(r_kept, r_removed, symbol: str, cap_lengths: dict) -> np.ndarray:
+    """Position of the H cap on the kept atom, along the cut bond towards the removed atom."""
+    u = (r_removed - r_kept) / np.linalg.norm(r_removed - r_kept)
+    return r_kept + _cap_length(symbol, cap_lengths) * u
+
+
+def _capped_fragment(numbers, positions, parents, caps, center_index: int) -> Fragment:
+    """A :class:`Fragment` of kept atoms followed by H caps, each cap ``(bonded_to, replaces, position)``."""
+    n = len(numbers)
+    frag = Fragment(numbers=list(numbers) + [1] * len(caps),
+                    positions=np.array(list(positions) + [c[2] for c in caps], float).reshape(-1, 3), pbc=False)
+    frag.arrays["parent_index"] = np.asarray(list(parents) + [-1] * len(caps), int)
+    frag.arrays["cap_bonded_to"] = np.asarray([-1] * n + [c[0] for c in caps], int)
+    frag.arrays["cap_replaces"] = np.asarray([-1] * n + [c[1] for c in caps], int)
+    frag.info["center_index"] = int(center_index)
     return frag
 
 
@@ -697,22 +701,8 @@ def remove_units(
     kept = [a for a in range(n) if a not in gone]
     R = np.asarray(atoms.positions, float)
     syms = atoms.get_chemical_symbols()
-    numbers = [int(atoms.numbers[a]) for a in kept]
-    pos = [R[a] for a in kept]
-    parent, bonded_to, replaces = list(kept), [-1] * len(kept), [-1] * len(kept)
-    for a in kept:
-        for x in sorted(adj[a] & gone):
-            u = (R[x] - R[a]) / np.linalg.norm(R[x] - R[a])
-            numbers.append(1)
-            pos.append(R[a] + _cap_length(syms[a], cap_lengths) * u)
-            parent.append(-1)
-            bonded_to.append(a)
-            replaces.append(x)
-    frag = Fragment(numbers=numbers, positions=np.array(pos), pbc=False)
-    frag.arrays["parent_index"] = np.asarray(parent, int)
-    frag.arrays["cap_bonded_to"] = np.asarray(bonded_to, int)
-    frag.arrays["cap_replaces"] = np.asarray(replaces, int)
-    frag.info["center_index"] = kept.index(A)
+    caps = [(a, x, _cap_position(R[a], R[x], syms[a], cap_lengths)) for a in kept for x in sorted(adj[a] & gone)]
+    frag = _capped_fragment([int(atoms.numbers[a]) for a in kept], [R[a] for a in kept], kept, caps, kept.index(A))
     frag.info["removed"] = removed
     frag.info["n_removed_units"] = n_removed
     return frag

@@ -498,13 +498,15 @@ def _colouring_blocks(model, params, g, pairs, radius, batch_budget, progress):
 # ----------------------------------------------------------------------------
 # finite differences
 # ----------------------------------------------------------------------------
-def _forces_of(atoms, calculator, positions):
+def _forces_of(atoms, calculator, positions, forces=None):
     atoms.positions = positions
+    if forces is not None:
+        return np.asarray(forces(atoms), float)
     atoms.calc = calculator
     return np.asarray(atoms.get_forces(), float)
 
 
-def fd_hessian_columns(atoms, calculator, indices, delta: float = 0.0025) -> np.ndarray:
+def fd_hessian_columns(atoms, calculator, indices, delta: float = 0.0025, forces=None) -> np.ndarray:
     """Columns of the finite-difference Hessian for the atoms ``indices``.
 
     Parameters
@@ -513,6 +515,10 @@ def fd_hessian_columns(atoms, calculator, indices, delta: float = 0.0025) -> np.
     calculator : ase Calculator
     indices : sequence of int, the displaced atoms ``B``
     delta : float, Å
+    forces : callable ``(atoms) -> [N, 3]`` eV/Å, optional
+        Computes the forces of a displaced copy of ``atoms`` instead of
+        ``calculator`` (e.g. a disk cache of force calls); the default
+        attaches ``calculator``.
 
     Returns
     -------
@@ -529,16 +535,16 @@ def fd_hessian_columns(atoms, calculator, indices, delta: float = 0.0025) -> np.
     out = np.zeros((3 * len(atoms), 3 * len(indices)))
     for m, b in enumerate(indices):
         for beta in range(3):
-            out[:, 3 * m + beta] = _fd_column(work, calculator, R0, int(b), beta, delta)
+            out[:, 3 * m + beta] = _fd_column(work, calculator, R0, int(b), beta, delta, forces)
     return out
 
 
-def _fd_column(work, calculator, R0, b, beta, delta):
+def _fd_column(work, calculator, R0, b, beta, delta, forces=None):
     p = R0.copy()
     p[b, beta] += delta
-    fp = _forces_of(work, calculator, p)
+    fp = _forces_of(work, calculator, p, forces)
     p[b, beta] -= 2 * delta
-    fm = _forces_of(work, calculator, p)
+    fm = _forces_of(work, calculator, p, forces)
     work.positions = R0
     return -(fp - fm).reshape(-1) / (2 * delta)
 

@@ -27,6 +27,8 @@ from typing import NamedTuple
 import numpy as np
 from ase import Atoms
 
+from ..hessians import fd_hessian_columns
+
 __all__ = ["ForceCache", "GroupSeries", "group_series", "hessian_row", "smallest_converged"]
 
 
@@ -102,15 +104,9 @@ def hessian_row(atoms: Atoms, calculator, index: int, delta: float = 0.0025, cac
     if not (np.isfinite(delta) and delta > 0):
         raise ValueError(f"delta must be a positive number of Å, got {delta!r}")
     cache = cache or ForceCache()
-    out = np.empty((n, 3, 3))
-    for alpha in range(3):
-        fs = []
-        for sign in (1.0, -1.0):
-            a = atoms.copy()
-            a.positions[int(index), alpha] += sign * delta
-            fs.append(cache.forces(a, calculator))
-        out[:, alpha, :] = -(fs[0] - fs[1]) / (2.0 * delta)
-    return out
+    # column 3B+β, α of the FD columns is ∂²E/∂R_Bβ∂R_Aα = h_AB[α, β]
+    cols = fd_hessian_columns(atoms, calculator, [int(index)], delta, forces=lambda a: cache.forces(a, calculator))
+    return cols.reshape(n, 3, 3).transpose(0, 2, 1)
 
 
 class GroupSeries(NamedTuple):

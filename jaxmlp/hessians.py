@@ -261,12 +261,17 @@ def sparse_hessian(
     ------
     ValueError
         Unknown method, ``"environment"`` for a message-passing model, a
-        batched or padded graph.
+        non-local model (``Model.local`` False), a batched or padded graph.
     """
     if method not in ("auto", "environment", "colouring"):
         raise ValueError(f"method must be 'auto', 'environment' or 'colouring', got {method!r}")
     if not isinstance(model, Model):
         raise TypeError(f"model must be a jaxmlp Model, got {type(model).__name__}")
+    if not model.local:
+        raise ValueError(
+            f"sparse_hessian needs a local model (forces vanish beyond 2·L·R_c); {model.name!r} has a long-range term "
+            "(Model.local is False), so its Hessian has no finite range: use the dense jaxmlp.hessian instead"
+        )
     if batch_budget < 1:
         raise ValueError(f"batch_budget must be positive, got {batch_budget}")
     g = _graph_of(model, graph)

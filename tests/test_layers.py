@@ -6,7 +6,7 @@ module is checked against the layer order of DESIGN.md §6:
 
     utils < graph < descriptors < models < observables
           < {hessians, calculator, serialization, io, testing} < analysis
-          < data < training < md < validation < bench
+          < data < training < md < validation < workflows < bench
 
 (DESIGN.md puts ``analysis`` in one rank with ``hessians`` and
 ``calculator``; it sits just above them because the locality test consumes
@@ -55,6 +55,7 @@ LAYERS = {
     "training": 6.5,
     "md": 6.6,  # jitted MD: models, observables, graph rebuilds
     "validation": 6.8,  # MD stability, RDFs, force outliers: md, data, training metrics
+    "workflows": 6.9,  # end-to-end recipes (fragment-to-bulk training): analysis, data, training, validation
     "bench": 7,
 }
 

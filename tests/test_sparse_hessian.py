@@ -1,5 +1,7 @@
 """Sparse (blocked) Hessians equal the dense Hessian, and exploit locality."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -116,6 +118,11 @@ def test_sparse_hessian_bad_input():
         jaxmlp.sparse_hessian(LJ, params, batch)
     with pytest.raises(TypeError):
         jaxmlp.sparse_hessian(LJ, params, "H2O")
+    # a model with a long-range term has no finite Hessian range: refused, never truncated
+    nonlocal_lj = dataclasses.replace(LJ, local=False)
+    assert nonlocal_lj.interaction_range == float("inf")
+    with pytest.raises(ValueError, match="local model"):
+        jaxmlp.sparse_hessian(nonlocal_lj, params, g)
 
 
 @pytest.mark.parametrize("jit", [False, True])

@@ -51,6 +51,11 @@ class Model:
     n_layers : int
         Number of message-passing layers (1 for strictly local models), so
         forces range over ``2 * n_layers * cutoff``.
+    local : bool
+        False for models with a long-range term (the electrostatics of a
+        4G-HDNNP): forces then depend on every atom, ``interaction_range`` is
+        infinite and tools that rely on a finite range (the sparse Hessian)
+        refuse the model.
     extras : mapping str → object
         Read-only model-specific metadata for tools (not part of the
         ``init``/``apply`` protocol): ``"descriptor"`` (the
@@ -66,6 +71,7 @@ class Model:
     needs_triplets: bool = False
     elements: tuple | None = None
     n_layers: int = 1
+    local: bool = True
     extras: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -75,7 +81,9 @@ class Model:
 
     @property
     def interaction_range(self) -> float:
-        """Distance beyond which ∂F_A/∂R_B vanishes exactly, ``2·L·R_c`` Å."""
+        """Distance beyond which ∂F_A/∂R_B vanishes exactly, ``2·L·R_c`` Å (``inf`` for a non-local model)."""
+        if not self.local:
+            return float("inf")
         return 2.0 * self.n_layers * self.cutoff
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic

@@ -8,9 +8,11 @@ a finite cluster in Cartesian coordinates), enlarged so that
 * terminal atoms (H, halogens: one bond) follow the atom they are bonded to,
 * functional groups are kept whole: aromatic/conjugated planar 5- and
   6-rings, carboxylates (O–C–O), double bonds (C=C, C=O, C=N: shorter than
-  0.9 × the sum of covalent radii) are detected automatically, and any
-  user-given groups (e.g. a MOF secondary building unit, as index lists)
-  are added,
+  0.9 × the sum of covalent radii) are detected automatically, whole
+  molecules (finite connected components of the bond graph, e.g. every
+  water molecule of a liquid) on request (``keep_whole=(..., "molecules")``),
+  and any user-given groups (e.g. a MOF secondary building unit, as index
+  lists) are added,
 
 and every bond the sphere cuts is capped by a hydrogen atom placed on the
 broken bond at a fixed distance from the kept atom: 1.05 Å for C–H (the
@@ -18,6 +20,10 @@ paper's value), 1.01 Å for N–H, 0.97 Å for O–H, 1.34 Å for S–H and the 
 of covalent radii otherwise (``cap_lengths`` overrides).  Bonds are pairs
 closer than ``bond_scale`` × the sum of ASE covalent radii.  Results are
 deterministic: atoms are ordered by parent index and image, caps last.
+
+:func:`complete_environment` marks the fragment atoms whose environment
+within a cutoff is exactly the parent's (the "central atoms" of Herbold &
+Behler 2023, Tables 1 and 2).
 
 :func:`fragment_series` runs the fragment-convergence study: force on the
 reference atom in fragments of increasing radius versus the full system,
@@ -37,6 +43,7 @@ __all__ = [
     "CAP_LENGTHS",
     "Fragment",
     "FragmentSeries",
+    "complete_environment",
     "cut",
     "detect_bonds",
     "detect_groups",
@@ -50,6 +57,8 @@ __all__ = [
 CAP_LENGTHS = {"C": 1.05, "N": 1.01, "O": 0.97, "S": 1.34}
 
 _GROUP_KINDS = ("rings", "carboxylates", "double_bonds")
+#: every kind :func:`detect_groups` knows; ``keep_whole=True`` means :data:`_GROUP_KINDS` (not "molecules")
+_ALL_GROUP_KINDS = _GROUP_KINDS + ("molecules",)
 
 
 class Fragment(Atoms):
@@ -162,12 +171,15 @@ def detect_groups(atoms: Atoms, bonds: _Bonds | None = None, kinds: Sequence[str
 
     ``kinds`` from ``"rings"`` (planar 5/6-rings of C, N, O, S whose atoms
     have at most 3 bonds: aromatic and conjugated rings), ``"carboxylates"``
-    (C bonded to two O that carry no H) and ``"double_bonds"`` (bonded C/N/O
-    pairs closer than 0.9 × the sum of covalent radii).
+    (C bonded to two O that carry no H), ``"double_bonds"`` (bonded C/N/O
+    pairs closer than 0.9 × the sum of covalent radii) and ``"molecules"``
+    (connected components of the bond graph with at least two atoms that
+    are finite: in a periodic cell, no chain of bonds joins an atom to its
+    own periodic image; a framework that does is not a group).
     """
-    unknown = set(kinds) - set(_GROUP_KINDS)
+    unknown = set(kinds) - set(_ALL_GROUP_KINDS)
     if unknown:
-        raise ValueError(f"unknown group kinds {sorted(unknown)}; known: {_GROUP_KINDS}")
+        raise ValueError(f"unknown group kinds {sorted(unknown)}; known: {_ALL_GROUP_KINDS}")
     bonds = detect_bonds(atoms) if bonds is None else bonds
     n = len(atoms)
     Z = atoms.numbers
@@ -210,9 +222,35 @@ def detect_groups(atoms: Atoms, bonds: _Bonds | None = None, kinds: Sequence[str
                 d = np.linalg.norm(R[b] + s @ cell - R[a])
                 if d < 0.9 * (rad[a] + rad[b]):
                     groups.append([int(a), int(b)])
+    if "molecules" in kinds:
+        groups.extend(_finite_molecules(adj, n))
     # deterministic, unique
     uniq = sorted({tuple(g) for g in groups})
     return [list(g) for g in uniq]
+
+
+def _finite_molecules(adj, n: int) -> list[list[int]]:
+    """Connected components (≥ 2 atoms) whose bonds close no loop through a periodic image."""
+    shift: dict[int, tuple] = {}
+    out = []
+    for start in range(n):
+        if start in shift or not adj[start]:
+            continue
+        shift[start] = (0, 0, 0)
+        comp, queue, finite = [start], [start], True
+        while queue:
+            a = queue.pop()
+            for b, s in adj[a]:
+                sb = tuple(x + y for x, y in zip(shift[a], s))
+                if b not in shift:
+                    shift[b] = sb
+                    comp.append(b)
+                    queue.append(b)
+                elif shift[b] != sb:
+                    finite = False  # a bond path reaches an image of an atom already placed: infinite
+        if finite:
+            out.append(sorted(comp))
+    return out
 
 
 def _ring_positions(R, cell, adj, path):
@@ -275,7 +313,10 @@ def cut(
         are kept, then the fragment is completed (module docstring).
     keep_whole : bool or sequence of str
         ``True``: detect rings, carboxylates and double bonds; ``False``:
-        none; or a subset of ``("rings", "carboxylates", "double_bonds")``.
+        none; or a subset of ``("rings", "carboxylates", "double_bonds",
+        "molecules")`` (``"molecules"``: never cut a finite molecule, e.g.
+        the water molecules of a liquid; a molecule one of whose atoms is in
+        the sphere comes whole).
     bond_lengths : dict, optional
         Element symbol → X–H distance (Å) of the capping hydrogen, overriding
         :data:`CAP_LENGTHS` (C 1.05, N 1.01, O 0.97, S 1.34 Å).
@@ -346,7 +387,9 @@ def cut(
     nodes = {(int(b), tuple(int(x) for x in s)) for b, s in zip(nl.neighbours[near], nl.offsets[near])}
     terminal = np.array([len(adj[a]) == 1 for a in range(n)])
     zero = (0, 0, 0)
-    nodes = {(b, s) for b, s in nodes if not terminal[b] or (b, s) == (center, zero)}
+    # a terminal atom inside the sphere comes with its partner only if it is part of a whole molecule
+    in_molecule = set().union(*map(set, _finite_molecules(adj, n))) if "molecules" in kinds else set()
+    nodes = {(b, s) for b, s in nodes if not terminal[b] or b in in_molecule or (b, s) == (center, zero)}
     nodes.add((center, zero))
     for b, s in adj[center]:  # never cut the reference atom's bonds
         nodes.add((b, s))
@@ -383,6 +426,68 @@ def cut(
                             [b for b, _ in order], caps, order.index((center, zero)))
     frag.info["radius"] = float(radius)
     return frag
+
+
+def complete_environment(fragment: Fragment, parent: Atoms, cutoff: float, atol: float = 1e-6) -> np.ndarray:
+    """Which fragment atoms see exactly their parent environment within ``cutoff``.
+
+    Atom ``k`` of the fragment (a parent atom, not a cap) has a complete
+    environment when the fragment atoms closer than ``cutoff`` to it are
+    exactly the parent's atoms (all periodic images) closer than ``cutoff``
+    to its parent atom, at the same relative positions (within ``atol``);
+    an H cap or a missing neighbour inside the sphere makes it incomplete.
+    These are the "central atoms" of Herbold & Behler (2023), whose count
+    their Tables 1 and 2 give: a model with cutoff ``R_c`` sees them as in
+    the parent, so their atomic energies are bulk-like.
+
+    Parameters
+    ----------
+    fragment : Fragment
+        Cut from ``parent`` (:func:`cut`, :func:`remove_units`).
+    parent : ase.Atoms
+        The structure the fragment was cut from (molecule or periodic).
+    cutoff : float, Å
+    atol : float, Å — tolerance on the relative positions.
+
+    Returns
+    -------
+    [n] bool, one per fragment atom (caps are ``False``).
+    """
+    from ..graph.neighbours import neighbour_list
+
+    if not isinstance(fragment, Fragment):
+        raise TypeError(f"complete_environment expects a Fragment, got {type(fragment).__name__}")
+    if not np.isfinite(cutoff) or cutoff <= 0:
+        raise ValueError(f"cutoff must be a positive number of Å, got {cutoff!r}")
+    par = fragment.arrays["parent_index"]
+    if len(par) and par.max() >= len(parent):
+        raise ValueError(f"the fragment refers to parent atom {int(par.max())} but the parent has {len(parent)} atoms")
+    R, cell, pbc = _positions_cell(parent)
+    nl = neighbour_list(R, cell, pbc, cutoff)
+    vec = R[nl.neighbours] - R[nl.centres] + nl.offsets @ cell
+    order = np.argsort(nl.centres, kind="stable")
+    starts = np.searchsorted(nl.centres[order], np.arange(len(parent) + 1))
+    X = np.asarray(fragment.positions, float)
+    out = np.zeros(len(fragment), bool)
+    for k in np.flatnonzero(par >= 0):
+        p = int(par[k])
+        sel = order[starts[p]:starts[p + 1]]
+        ref_v, ref_j = vec[sel], nl.neighbours[sel]
+        keep = np.linalg.norm(ref_v, axis=1) > 0
+        ref_v, ref_j = ref_v[keep], ref_j[keep]
+        d = X - X[k]
+        r = np.linalg.norm(d, axis=1)
+        mine = np.flatnonzero((r < cutoff) & (np.arange(len(X)) != k))
+        if len(mine) != len(ref_v):
+            continue
+        if len(mine) == 0:
+            out[k] = True
+            continue
+        gap = np.linalg.norm(d[mine][:, None, :] - ref_v[None, :, :], axis=2)  # [m, m]
+        best = gap.argmin(axis=1)
+        out[k] = (np.all(gap[np.arange(len(mine)), best] < atol) and len(set(best.tolist())) == len(mine)
+                  and np.array_equal(par[mine], ref_j[best]))
+    return out
 
 
 def _cap_position(r_kept, r_removed, symbol: str, cap_lengths: dict) -> np.ndarray:

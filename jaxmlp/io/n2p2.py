@@ -33,6 +33,7 @@ from ase.data import atomic_numbers
 from ..descriptors.acsf import sort_functions
 from ..descriptors.cutoffs import cutoff_type_id
 from ..models.hdnnp import N2P2_ACTIVATIONS, hdnnp
+from ..models.hdnnp4g import hdnnp4g
 from ..utils import atomic_write
 
 # jaxmlp activation name -> n2p2 letter
@@ -264,6 +265,138 @@ def _read_weights(path, sizes) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return kernels, biases
 
 
+#: Single-valued keywords of 4G potentials.
+_SINGLE_4G = (
+    "global_hidden_layers_electrostatic", "global_nodes_electrostatic", "global_activation_electrostatic",
+    "screen_electrostatics", "ewald_truncation_error_method", "ewald_prec", "four_pi_epsilon",
+)
+
+#: 4G keywords that change the model but are not implemented.
+_UNSUPPORTED_4G = {
+    "element_nodes_electrostatic": "element-specific electrostatic network sizes",
+    "element_activation_electrostatic": "element-specific electrostatic activation functions",
+}
+
+
+def _network_params(d, prefix, symbols, n_inputs, hidden):
+    """``{symbol: {"layer_k": {"kernel", "bias"}}}`` from ``<prefix>.ZZZ.data`` files."""
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    networks = {}
+    for e, nf in zip(symbols, n_inputs):
+        wpath = d / f"{prefix}.{atomic_numbers[e]:03d}.data"
+        if not wpath.is_file():
+            raise FileNotFoundError(f"{prefix} file for {e} not found: {wpath}")
+        kernels, biases = _read_weights(wpath, [nf] + list(hidden) + [1])
+        networks[e] = {
+            f"layer_{k}": {"kernel": jnp.asarray(w, dtype), "bias": jnp.asarray(b, dtype)}
+            for k, (w, b) in enumerate(zip(kernels, biases))
+        }
+    return networks
+
+
+def _per_element_lines(s, key, symbols, nn_path, L):
+    """``key <element> <value>`` lines → {element: value·L}; every element exactly once."""
+    out, seen = {}, {}
+    for lineno, args in s.get(key, []):
+        where = f"{nn_path}, line {lineno}"
+        if len(args) != 2 or args[0] not in symbols:
+            raise ValueError(f"{where}: bad {key} line (expected '{key} <element> <value>'): {' '.join(args)}")
+        if args[0] in seen:
+            raise ValueError(f"{where}: {key} of {args[0]} already given on line {seen[args[0]]}")
+        seen[args[0]] = lineno
+        out[args[0]] = _float(args[1], key, where) * L
+    lacking = [e for e in symbols if e not in out]
+    if lacking:
+        raise ValueError(f"{nn_path}: {key} missing for element(s) {lacking}")
+    return out
+
+
+def _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alpha, scaling, atom_energy,
+             normalize_nodes, L, U):
+    """The 4G branch of :func:`load_n2p2` (settings already parsed and checked)."""
+    for key, what in _UNSUPPORTED_4G.items():
+        if key in s:
+            raise ValueError(f"{nn_path}, line {s[key][0][0]}: '{key}' ({what}) is not supported by load_n2p2")
+    where, args = _one(s, "global_nodes_electrostatic", nn_path)
+    hidden_e = [_int(x, "global_nodes_electrostatic", where) for x in args]
+    h_where, args = _one(s, "global_hidden_layers_electrostatic", nn_path, [str(len(hidden_e))])
+    if _int(args[0], "global_hidden_layers_electrostatic", h_where) != len(hidden_e) or any(h < 1 for h in hidden_e):
+        raise ValueError(f"{h_where}: global_hidden_layers_electrostatic = {args[0]} but "
+                         f"global_nodes_electrostatic lists {hidden_e}")
+    where, acts_e = _one(s, "global_activation_electrostatic", nn_path)
+    if len(acts_e) != len(hidden_e) + 1 or any(a not in N2P2_ACTIVATIONS for a in acts_e):
+        raise ValueError(f"{where}: global_activation_electrostatic needs {len(hidden_e) + 1} n2p2 letters, got {acts_e}")
+    sigma = _per_element_lines(s, "fixed_gausswidth", symbols, nn_path, L)
+    hardness = {}
+    for e in symbols:
+        hpath = d / f"hardness.{atomic_numbers[e]:03d}.data"
+        if not hpath.is_file():
+            raise FileNotFoundError(f"hardness file for {e} not found: {hpath}")
+        rows = _read_table(hpath, 1, "hardness")
+        if len(rows) != 1:
+            raise ValueError(f"{hpath}: expected one hardness value, got {len(rows)} rows")
+        hardness[e] = U * _float(rows[0][1][0], "hardness", f"{hpath}, line {rows[0][0]}")
+    screening = None
+    if "screen_electrostatics" in s:
+        where, args = _one(s, "screen_electrostatics", nn_path)
+        if len(args) not in (2, 3):
+            raise ValueError(f"{where}: screen_electrostatics needs 'inner outer [core]', got {args}")
+        screening = {"inner": _float(args[0], "inner radius", where) * L, "outer": _float(args[1], "outer radius", where) * L,
+                     "core": args[2] if len(args) == 3 else "c"}
+    method = "jackson_catlow"
+    if "ewald_truncation_error_method" in s:
+        where, args = _one(s, "ewald_truncation_error_method", nn_path)
+        if args[0] not in ("0", "1"):
+            raise ValueError(f"{where}: ewald_truncation_error_method must be 0 or 1, got {args[0]!r}")
+        method = {"0": "jackson_catlow", "1": "kolafa_perram"}[args[0]]
+    ewald = {"method": method, "precision": 1e-6, "estimate_coulomb": U * L, "min_eta": max(sigma.values())}
+    if "ewald_prec" in s:
+        where, args = _one(s, "ewald_prec", nn_path)
+        if (method == "jackson_catlow" and len(args) != 1) or not 1 <= len(args) <= 3:
+            raise ValueError(f"{where}: ewald_prec takes 1 value for method 0 and 1-3 for method 1, got {args}")
+        prec = _float(args[0], "Ewald precision", where)
+        ewald["precision"] = prec * U / L if method == "kolafa_perram" else prec
+        if len(args) >= 2:
+            ewald["max_charge"] = _float(args[1], "Ewald maximum charge", where)
+        if len(args) == 3:
+            ewald["r_cut"] = _float(args[2], "Ewald real-space cutoff", where) * L
+    elif method == "kolafa_perram":
+        raise ValueError(f"{nn_path}: ewald_truncation_error_method 1 requires ewald_prec")
+    where, args = _one(s, "four_pi_epsilon", nn_path, ["1.0"])
+    four_pi_eps = _float(args[0], "four_pi_epsilon", where)
+    if not four_pi_eps > 0:
+        raise ValueError(f"{where}: four_pi_epsilon must be positive")
+
+    model = hdnnp4g(
+        symbols,
+        [f for e in symbols for f in sorted_fns[e]],
+        hidden=hidden,
+        activation=[N2P2_ACTIVATIONS[a] for a in acts[:-1]],
+        output_activation=N2P2_ACTIVATIONS[acts[-1]],
+        hidden_electronegativity=hidden_e,
+        activation_electronegativity=[N2P2_ACTIVATIONS[a] for a in acts_e[:-1]],
+        output_activation_electronegativity=N2P2_ACTIVATIONS[acts_e[-1]],
+        sigma=sigma,
+        hardness=hardness,
+        screening=screening,
+        ewald=ewald,
+        coulomb=U * L / four_pi_eps,
+        cutoff_type=cutoff_type,
+        cutoff_alpha=alpha,
+        scaling=scaling,
+        e0={e: U * atom_energy[e] for e in symbols},
+        energy_scale=U,
+        electronegativity_scale=U,
+        normalize_nodes=normalize_nodes,
+    )
+    acsf = model.extras["descriptor"]
+    short = _network_params(d, "weights", acsf.symbols, [nf + 1 for nf in acsf.n_functions], hidden)
+    chi = _network_params(d, "weightse", acsf.symbols, list(acsf.n_functions), hidden_e)
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    return model, {"networks": short, "electronegativity": chi,
+                   "hardness": {e: jnp.asarray(hardness[e], dtype) for e in acsf.symbols}}
+
+
 def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     """Load an n2p2 2G-HDNNP as a jaxmlp ``hdnnp`` model working in Å and eV.
 
@@ -313,11 +446,9 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     gen = _int(args[0], "nnp_generation", where)
     if "nnp_type" in s:
         gen = {"1": 2, "2": 3, "3": 4}.get(_one(s, "nnp_type", nn_path)[1][0], gen)
-    if gen == 4:
-        raise ValueError(f"{d}: 4G-HDNNP (charges/electrostatics) not supported yet; only 2G potentials can be loaded")
-    if gen != 2:
-        raise ValueError(f"{d}: nnp_generation {gen} not supported yet; only 2G potentials can be loaded")
-    for key in _SINGLE:
+    if gen not in (2, 4):
+        raise ValueError(f"{d}: nnp_generation {gen} not supported; only 2G and 4G potentials can be loaded")
+    for key in _SINGLE + (_SINGLE_4G if gen == 4 else ()):
         if len(s.get(key, [])) > 1:
             lines = ", ".join(str(n) for n, _ in s[key])
             raise ValueError(f"{nn_path}, lines {lines}: keyword '{key}' given {len(s[key])} times")
@@ -394,6 +525,11 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
         ae_seen[args[0]] = lineno
         atom_energy[args[0]] = _float(args[1], "atom_energy", where)
 
+    if gen == 4 and present:
+        raise ValueError(
+            f"{nn_path}, line(s) {', '.join(str(s[k][0][0]) for k in present)}: data-set normalisation "
+            f"({', '.join(present)}) is not supported for 4G-HDNNPs by load_n2p2"
+        )
     stats = None
     if mode != "none":
         sc_path = d / "scaling.data"
@@ -402,6 +538,9 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
         stats = _read_scaling(sc_path, symbols, {e: len(sorted_fns[e]) for e in symbols})
     scaling = {"mode": mode, "smin": smin, "smax": smax, "stats": stats}
 
+    if gen == 4:
+        return _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alpha, scaling, atom_energy,
+                        "normalize_nodes" in s, L, U)
     model = hdnnp(
         symbols,
         [f for e in symbols for f in sorted_fns[e]],

@@ -1,13 +1,19 @@
-"""Reference labelling: run an ASE calculator over structures, crash-safe.
+"""Reference labelling: run an ASE calculator over structures, crash-safe, serial or parallel.
 
 :func:`label` writes each labelled frame to an extended XYZ file as soon as
 it is computed (flushed and fsynced), so an interrupted run loses at most the
-frame in progress and ``resume=True`` continues where it stopped.
+frames in progress and ``resume=True`` continues where it stopped.  With
+``executor=`` (any :class:`concurrent.futures.Executor`: a local process
+pool, ``dask.distributed``'s ``client.get_executor()``, a Parsl executor) or
+``workers=n`` (a local spawn-started process pool) the frames are computed
+in parallel; they are still written in input order, each as soon as all
+frames before it are done, so the file is always a resumable prefix.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io as _io
 import os
 import warnings
@@ -31,6 +37,9 @@ class LabellingError(RuntimeError):
     def __init__(self, message: str, frame: int) -> None:
         super().__init__(message)
         self.frame = frame
+
+    def __reduce__(self):  # survives the trip back from a worker process
+        return (type(self), (str(self), self.frame))
 
 
 def xtb_calculator(method: str = "GFN2-xTB", **kwargs: Any) -> Calculator:
@@ -226,6 +235,74 @@ def _compute(atoms: Atoms, calculator: Calculator, properties: Sequence[str], k:
     return results
 
 
+def _compute_task(atoms: Atoms, calculator: Calculator, properties: Sequence[str], k: int,
+                  threads: int | None) -> tuple[int, dict[str, Any]]:
+    """One frame in a worker: ``(k, results)``; module level so that executors can pickle it."""
+    with openmp_threads(threads):
+        return k, _compute(atoms, calculator, properties, k)
+
+
+def _worker_init(threads: int | None) -> None:
+    """Process-pool initializer: OpenMP threads of libraries loaded later in the worker."""
+    if threads is not None:
+        os.environ["OMP_NUM_THREADS"] = str(int(threads))
+
+
+def _local_pool(workers: int, threads: int | None):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent usually holds JAX/XLA and OpenMP threads, which fork does not survive
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(threads,))
+
+
+def _parallel_results(executor, frames, calculator, properties, remaining, threads, max_pending):
+    """Yield ``(k, results)`` in increasing ``k`` while the executor computes ahead.
+
+    At most ``max_pending`` frames are submitted at a time; on an error the
+    frames not yet started are cancelled and the error is raised once every
+    frame before the failed one has been yielded (written).
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    todo = list(remaining)
+    pending: dict[Any, int] = {}
+    ready: dict[int, dict[str, Any]] = {}
+    failed: dict[int, BaseException] = {}
+    nxt = 0  # position in todo of the next frame to yield
+    sub = 0  # position in todo of the next frame to submit
+    try:
+        while nxt < len(todo):
+            while sub < len(todo) and len(pending) < max_pending and not failed:
+                k = todo[sub]
+                # a copy per frame: thread pools would otherwise share one calculator's state between threads
+                calc_k = copy.deepcopy(calculator)
+                pending[executor.submit(_compute_task, frames[k], calc_k, properties, k, threads)] = k
+                sub += 1
+            while todo[nxt] in ready:
+                yield todo[nxt], ready.pop(todo[nxt])
+                nxt += 1
+                if nxt == len(todo):
+                    return
+            if todo[nxt] in failed:
+                raise failed[todo[nxt]]
+            if not pending:  # an earlier failure stopped submission and nothing before it is left
+                raise failed[min(failed)]
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                k = pending.pop(fut)
+                exc = fut.exception()
+                if exc is not None:
+                    failed[k] = exc if isinstance(exc, LabellingError) else LabellingError(
+                        f"frame {k} failed in the executor: {type(exc).__name__}: {exc}", frame=k)
+                else:
+                    ready[k] = fut.result()[1]
+    finally:
+        for fut in pending:
+            fut.cancel()
+
+
 def label(
     structures: Iterable[Atoms],
     calculator: Calculator,
@@ -234,6 +311,9 @@ def label(
     resume: bool = True,
     progress: bool = True,
     threads: int | None = None,
+    executor: Any = None,
+    workers: int | None = None,
+    max_pending: int | None = None,
 ) -> list[Atoms]:
     """Label structures with an ASE calculator, appending each frame to extxyz.
 
@@ -262,7 +342,24 @@ def label(
     threads : int, optional
         Limit OpenMP threads of the calculator's library while labelling
         (see :func:`openmp_threads`); 1 is fastest for small molecules with
-        :func:`xtb_calculator`. Default: unchanged.
+        :func:`xtb_calculator`. Default: unchanged.  With a local pool
+        (``workers``) it is also each worker's ``OMP_NUM_THREADS``.
+    executor : concurrent.futures.Executor, optional
+        Compute frames in parallel through ``executor.submit`` (a
+        ``ProcessPoolExecutor``, ``dask.distributed.Client.get_executor()``,
+        a Parsl executor, ...).  The calculator, the structures and the
+        results travel by pickle, so the calculator must be picklable (ASE
+        calculators such as EMT and tblite's are) and is copied once per
+        frame: state it accumulates in the workers does not come back.  The
+        executor is not shut down.  Frames are still written in input order.
+    workers : int, optional
+        With no ``executor``: ``workers > 1`` labels through a local
+        spawn-started ``ProcessPoolExecutor`` of that many processes (shut
+        down at the end); ``None`` or 1: serial, in this process.
+    max_pending : int, optional
+        Frames submitted ahead of the last one written (default: 4 × the
+        executor's ``_max_workers`` if it has one, else 64).  Bounds memory
+        and the work lost when a frame fails.
 
     Returns
     -------
@@ -278,7 +375,8 @@ def label(
     LabellingError
         (a ``RuntimeError``) if the calculator fails or returns non-finite
         values; the message and ``.frame`` name the frame index. Frames
-        before it are already on disk.
+        before it are already on disk (with an executor: the lowest failed
+        frame; frames after it that finished are not written).
     """
     from tqdm.auto import tqdm
 
@@ -289,6 +387,12 @@ def label(
     properties = tuple(properties)
     if not all(isinstance(p, str) for p in properties):
         raise TypeError(f"properties must be names, got {properties!r}")
+    if workers is not None and (not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None, got {workers!r}")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must be a concurrent.futures.Executor (with .submit), got {type(executor).__name__}")
+    if max_pending is not None and (not isinstance(max_pending, (int, np.integer)) or max_pending < 1):
+        raise ValueError(f"max_pending must be a positive integer or None, got {max_pending!r}")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
 
@@ -308,11 +412,23 @@ def label(
 
     out = list(done)
     remaining = range(len(done), len(frames))
+    own_pool = None
+    if executor is None and workers is not None and workers > 1 and len(remaining):
+        executor = own_pool = _local_pool(int(workers), threads)
+    if executor is None:
+        def results_in_order():
+            with openmp_threads(threads):
+                for k in remaining:
+                    yield k, _compute(frames[k], calculator, properties, k)
+    else:
+        ahead = max_pending or 4 * int(getattr(executor, "_max_workers", 16) or 16)
+
+        def results_in_order():
+            return _parallel_results(executor, frames, calculator, properties, remaining, threads, ahead)
     bar = tqdm(total=len(frames), initial=len(done), disable=not progress, desc=f"labelling {p.name}", unit="frame")
     try:
-        with open(p, "a", encoding="utf-8", newline="\n") as fh, openmp_threads(threads):
-            for k in remaining:
-                results = _compute(frames[k], calculator, properties, k)
+        with open(p, "a", encoding="utf-8", newline="\n") as fh:
+            for k, results in results_in_order():
                 labelled = frames[k].copy()
                 labelled.calc = SinglePointCalculator(labelled, **results)
                 fh.write(extxyz_frame_text(labelled))
@@ -322,4 +438,6 @@ def label(
                 bar.update(1)
     finally:
         bar.close()
+        if own_pool is not None:
+            own_pool.shutdown(cancel_futures=True)
     return out

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import combinations_with_replacement
 
 import numpy as np
 from ase import Atoms
 
-from .graph import atoms_to_graph, batch_graphs, neighbour_list
+from .graph import atoms_to_graph, batch_graphs, neighbour_list, suggest_buckets
 from .md import MDConfig, MDEngine, MDUnstableError
 from .observables import energy_and_forces
 
@@ -291,6 +292,14 @@ def nve_energy_conservation(model, params, atoms: Atoms, timesteps: Sequence[flo
 
 
 # -- force outliers -------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def _energy_and_forces_jit():
+    """``jax.jit(energy_and_forces)`` (model static), made once per process: repeated calls re-use its cache."""
+    import jax
+
+    return jax.jit(energy_and_forces, static_argnums=0)
+
+
 def force_outliers(model, params, frames, top: int = 10, batch_size: int = 8) -> dict:
     """Per-atom force errors of ``(model, params)`` on reference ``frames`` and the worst atoms.
 
@@ -328,18 +337,23 @@ def force_outliers(model, params, frames, top: int = 10, batch_size: int = 8) ->
         atom_idx += list(range(len(a)))
         elem += a.get_chemical_symbols()
 
-    efs = jax.jit(energy_and_forces, static_argnums=0)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    # one bucket that fits any batch_size of the frames: every batch (the last, shorter one included) is
+    # padded to the same shapes, so the whole test set compiles a single program
+    graphs = [atoms_to_graph(a, model.cutoff, triplets=model.needs_triplets) for a in frames]
+    buckets = suggest_buckets(graphs, batch_size)
     pred = []
     for start in range(0, len(frames), batch_size):
-        chunk = frames[start : start + batch_size]
-        graphs = [atoms_to_graph(a, model.cutoff, triplets=model.needs_triplets) for a in chunk]
-        batch = batch_graphs(graphs)
-        _, f = efs(model, params, jax.tree_util.tree_map(np.asarray, batch))
+        chunk = graphs[start : start + batch_size]
+        batch = batch_graphs(chunk, buckets)
+        _, f = _energy_and_forces_jit()(model, params, jax.tree_util.tree_map(np.asarray, batch))
         f = np.asarray(f, float)
         off = 0
-        for a in chunk:
-            pred.append(f[off : off + len(a)])
-            off += len(a)
+        for g in chunk:
+            n_g = int(np.sum(g.n_node))
+            pred.append(f[off : off + n_g])
+            off += n_g
     ref = np.concatenate(ref_f)
     pr = np.concatenate(pred)
     err = np.linalg.norm(pr - ref, axis=1)

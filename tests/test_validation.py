@@ -97,6 +97,29 @@ def test_force_outliers_finds_the_corrupted_atom(cu_model, tmp_path):
         validation.force_outliers(model, params, frames)
 
 
+def test_force_outliers_compiles_once_for_uneven_batches(cu_model):
+    """Frames of different sizes and a short last batch share one padded bucket: one compilation, per-frame forces."""
+    model, params = cu_model
+    frames = []
+    for seed, n_vac in enumerate((0, 3, 1, 5, 2)):
+        a = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+        del a[list(range(n_vac))]
+        a.rattle(0.08, seed=seed)
+        a.calc = SinglePointCalculator(a, energy=0.0, forces=np.zeros((len(a), 3)))
+        frames.append(a)
+    jitted = validation._energy_and_forces_jit()
+    before = jitted._cache_size()
+    res = validation.force_outliers(model, params, frames, top=2, batch_size=2)  # batches of 2, 2, 1 frames
+    assert jitted._cache_size() == before + 1
+    expected = np.concatenate([np.asarray(jaxmlp.energy_and_forces(model, params, jaxmlp.atoms_to_graph(a, model.cutoff))[1]) for a in frames])
+    np.testing.assert_allclose(res["predicted"], expected, rtol=1e-10, atol=1e-12)
+    assert res["frame"].tolist() == [k for k, a in enumerate(frames) for _ in range(len(a))]
+    validation.force_outliers(model, params, frames[::-1], top=1, batch_size=2)  # same bucket again: no new program
+    assert jitted._cache_size() == before + 1
+    with pytest.raises(ValueError, match="batch_size"):
+        validation.force_outliers(model, params, frames, batch_size=0)
+
+
 def _warm_cu(temperature):
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
     rng = np.random.default_rng(0)

@@ -46,6 +46,7 @@ from ase import units
 from ..graph import atoms_to_graph, batch_graphs, grow_buckets
 from ..models.base import check_elements
 from ..observables import energy as _graph_energy
+from ..observables import per_atom_energies as _per_atom_energies
 from ..utils import atomic_write, cast_floats
 
 __all__ = ["ENSEMBLES", "MDConfig", "MDEngine", "MDState", "MDUnstableError"]
@@ -99,6 +100,14 @@ class MDConfig:
         Seed of the velocity draw and the Langevin noise.
     dtype : {"float64", "float32"}
         Precision of positions, forces and parameters in the jitted step.
+    energy_dtype : {None, "float64", "float32"}
+        Precision of the potential-energy sum.  ``None``: the model's own sum
+        in ``dtype``.  ``"float64"`` with ``dtype="float32"``: the float32
+        per-atom energies are cast to float64 before they are summed (mixed
+        precision; the forces are the float32 gradient of that sum, the logged
+        energies lose only the per-atom float32 rounding, not the rounding of
+        a float32 running sum of ~10⁴ eV totals).  Needs
+        ``jax_enable_x64``.
     """
 
     ensemble: str = "nve"
@@ -113,6 +122,7 @@ class MDConfig:
     init_temperature: float | None = None
     seed: int = 0
     dtype: str = "float64"
+    energy_dtype: str | None = None
 
     def __post_init__(self):
         if self.ensemble not in ENSEMBLES:
@@ -137,6 +147,10 @@ class MDConfig:
             raise ValueError(f"MDConfig.steps_per_call ({self.steps_per_call}) must be a multiple of log_every ({self.log_every})")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"MDConfig.dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        if self.energy_dtype not in (None, "float64", "float32"):
+            raise ValueError(f"MDConfig.energy_dtype must be None, 'float64' or 'float32', got {self.energy_dtype!r}")
+        if self.energy_dtype == "float32" and self.dtype == "float64":
+            raise ValueError("MDConfig.energy_dtype='float32' with dtype='float64' would lower the precision of the energy sum")
 
     @property
     def kT(self) -> float:
@@ -206,10 +220,17 @@ class MDEngine:
         dt = config.timestep
         n = self.n_atoms
         model_, params_ = self.model, self.params
+        accumulate64 = config.energy_dtype == "float64" and config.dtype == "float32"
+        if accumulate64 and not jax.config.jax_enable_x64:
+            raise ValueError("MDConfig.energy_dtype='float64' needs jax_enable_x64 (jax.config.update('jax_enable_x64', True))")
+        self.energy_dtype = jnp.float64 if accumulate64 else self.dtype
 
         def energy_fn(R, graph=None, **unused):
             pos = jnp.concatenate([R, graph.nodes["positions"][n:]], axis=0)
             g = graph._replace(nodes={**graph.nodes, "positions": pos})
+            if accumulate64:
+                # float32 per-atom energies (padding atoms exactly 0) summed in float64
+                return jnp.sum(_per_atom_energies(model_, params_, g).astype(jnp.float64))
             return _graph_energy(model_, params_, g)[0]
 
         self._energy_fn = energy_fn

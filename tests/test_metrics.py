@@ -52,12 +52,14 @@ def test_evaluate_exact_and_perturbed(dataset, tmp_path):
         parity_plot(exact, str(tmp_path / "x.png"))
 
 
+@pytest.mark.filterwarnings("ignore:jaxmlp.training.metrics.nve_energy_drift is deprecated:DeprecationWarning")
 def test_nve_energy_conservation():
     from ase.build import bulk
 
     model = morse(D=0.35, alpha=1.35, r0=2.6, cutoff=5.0)  # Cu-like Morse
     atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))
-    res = nve_energy_drift(model, model.init(None), atoms, timestep_fs=1.0, steps=60, temperature_K=300, seed=0)
+    with pytest.warns(DeprecationWarning, match="jaxmlp.validation.nve_energy_conservation"):
+        res = nve_energy_drift(model, model.init(None), atoms, timestep_fs=1.0, steps=60, temperature_K=300, seed=0)
     assert len(res["energy_per_atom"]) == 61
     # observed: drift 8.2e-5 eV/atom/ps, max deviation 4.2e-6 eV/atom over 60 fs
     assert abs(res["drift"]) < 2e-4  # eV/atom/ps

@@ -16,6 +16,7 @@ from .config import TrainConfig
 from .loop import (
     data_mesh,
     device_batches,
+    is_converged,
     learning_rate_schedule,
     make_eval_step,
     make_optimiser,
@@ -30,6 +31,7 @@ from .taylor import taylor_augment, taylor_displacements, taylor_energy
 __all__ = [
     "TrainConfig",
     "train",
+    "is_converged",
     "make_optimiser",
     "learning_rate_schedule",
     "run_fingerprint",

@@ -83,7 +83,19 @@ class TrainConfig:
         Seeds parameter initialisation, shuffling and Taylor displacements:
         a run is deterministic given the seed.
     patience : int or None
-        Early stopping after this many epochs without validation improvement.
+        Early stopping after this many epochs without validation improvement
+        (the returned parameters are those of the best epoch).
+    convergence_window : int or None
+        Convergence test on the selection loss (validation loss, or training
+        loss without validation set): after every epoch the record gets
+        ``"converged"`` = :func:`jaxmlp.training.is_converged` over the last
+        ``convergence_window`` epochs with ``convergence_rtol``, and training
+        stops (``"stop": "converged"``) at the first epoch where it holds.
+        ``None``: no test and no ``"converged"`` key.
+    convergence_rtol : float
+        Relative tolerance of that test: the run is converged when the best
+        loss of the last window improved on the best before it by at most
+        this fraction.
     checkpoint_dir : str or None
         Orbax checkpoints (atomic); an existing checkpoint there is resumed
         (see ``resume``).
@@ -100,7 +112,7 @@ class TrainConfig:
         numbers, positions, cells, pbc, energies, forces, stresses and
         weights); otherwise :func:`~jaxmlp.training.train` raises a
         ``ValueError`` listing what differs.  Settings that do not change the
-        trajectory (``epochs`` of a non-cosine schedule, ``patience``,
+        trajectory (``epochs`` of a non-cosine schedule, ``patience``, the convergence test,
         ``time_limit``, checkpointing, logging, ``buckets``) may change.
         ``"force"``: resume whatever differs (the parameter and optimiser
         trees must still fit the model).
@@ -108,7 +120,8 @@ class TrainConfig:
         Stop after the first epoch at which the cumulative training time
         (seconds, steps only) reaches this budget — for equal-wall-time
         comparisons.  The last history record then has ``"stop":
-        "time_limit"`` (``"patience"`` for early stopping).
+        "time_limit"`` (``"patience"`` for early stopping, ``"converged"``
+        for the convergence test).
     progress : bool
         tqdm progress bar over epochs.
     log_file : str or None
@@ -144,6 +157,8 @@ class TrainConfig:
     shuffle: bool = True
     seed: int = 0
     patience: int | None = None
+    convergence_window: int | None = None
+    convergence_rtol: float = 1e-3
     checkpoint_dir: str | None = None
     checkpoint_every: int = 1
     keep_checkpoints: int = 2
@@ -171,7 +186,7 @@ class TrainConfig:
             if v not in choices:
                 bad(f"unknown {name} {v!r}; choose one of {choices}")
         for name, optional in (("kappa", False), ("huber_delta", False), ("stress_weight", False), ("delta", False),
-                               ("learning_rate", False), ("decay_rate", False), ("grad_clip", True),
+                               ("learning_rate", False), ("decay_rate", False), ("grad_clip", True), ("convergence_rtol", False),
                                ("time_limit", True)):
             v = getattr(self, name)
             if v is None and optional:
@@ -183,7 +198,8 @@ class TrainConfig:
                 bad(f"{name} must be finite, got {v!r}")
         for name, lo, optional in (("epochs", 1, False), ("batch_size", 1, False), ("a", 1, False),
                                    ("checkpoint_every", 1, False), ("keep_checkpoints", 1, False),
-                                   ("warmup_epochs", 0, False), ("seed", 0, False), ("patience", 1, True)):
+                                   ("warmup_epochs", 0, False), ("seed", 0, False), ("patience", 1, True),
+                                   ("convergence_window", 1, True)):
             v = getattr(self, name)
             if v is None and optional:
                 continue
@@ -222,6 +238,8 @@ class TrainConfig:
         for name in ("learning_rate", "delta", "huber_delta", "decay_rate"):
             if not getattr(self, name) > 0:
                 bad(f"{name} must be a positive finite number, got {getattr(self, name)!r}")
+        if self.convergence_rtol < 0:
+            bad(f"convergence_rtol must be >= 0, got {self.convergence_rtol!r}")
         if self.stress_weight < 0:
             bad(f"stress_weight must be >= 0, got {self.stress_weight!r}")
         if self.time_limit is not None and not self.time_limit > 0:

@@ -50,7 +50,7 @@ from .checkpoint import CheckpointManager
 from .config import TrainConfig
 from .losses import loss_sums
 
-__all__ = ["train", "make_optimiser", "learning_rate_schedule", "run_fingerprint", "make_train_step", "make_eval_step",
+__all__ = ["train", "is_converged", "make_optimiser", "learning_rate_schedule", "run_fingerprint", "make_train_step", "make_eval_step",
            "device_batches", "data_mesh"]
 
 
@@ -255,6 +255,47 @@ def _compiled_steps(model, key, steps_per_epoch, mesh):
     config = TrainConfig(**dict(zip(_STEP_FIELDS, key)))
     optimiser = make_optimiser(config, steps_per_epoch)
     return optimiser, make_train_step(model, optimiser, config, mesh), make_eval_step(model, config, mesh)
+
+
+# ----------------------------------------------------------------- convergence
+
+
+def is_converged(values, window: int, rtol: float, atol: float = 0.0) -> bool:
+    """Whether a loss curve is flat: the last ``window`` values gained at most ``rtol`` on the best before them.
+
+    With ``b`` the lowest value before the last ``window`` entries and ``r``
+    the lowest among them, the curve is flat when ``b − r ≤ rtol·|b| +
+    atol``: in ``window`` epochs (or iterations) the best loss improved by
+    less than the relative tolerance.  A curve that rises in the window
+    (over-fitting) is flat too.  Fewer than ``window + 1`` values, or a
+    non-finite best value, are never flat.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Loss per epoch/iteration, oldest first (any unit).
+    window : int
+        Positive number of trailing entries.
+    rtol, atol : float
+        Non-negative relative and absolute tolerances (atol in the unit of ``values``).
+
+    Raises
+    ------
+    ValueError
+        ``window < 1`` or a negative / non-finite tolerance.
+    """
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(tol, (int, float, np.floating)) and math.isfinite(tol) and tol >= 0):
+            raise ValueError(f"{name} must be a non-negative finite number, got {tol!r}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size <= window:
+        return False
+    before, recent = np.min(v[:-window]), np.min(v[-window:])
+    if not (math.isfinite(before) and math.isfinite(recent)):
+        return False
+    return bool(before - recent <= rtol * abs(before) + atol)
 
 
 # ----------------------------------------------------------------- checks
@@ -577,7 +618,12 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
             state["epoch"] = np.asarray(epoch + 1)
             history.append(record)
             stopped = False
-            if config.patience is not None and int(state["bad_epochs"]) >= config.patience:
+            if config.convergence_window is not None:
+                scores = [h["valid_loss" if valid_set is not None else "train_loss"] for h in history]
+                record["converged"] = is_converged(scores, config.convergence_window, config.convergence_rtol)
+            if config.convergence_window is not None and record["converged"]:
+                stopped, record["stop"] = True, "converged"
+            elif config.patience is not None and int(state["bad_epochs"]) >= config.patience:
                 stopped, record["stop"] = True, "patience"
             elif config.time_limit is not None and sum(h["time"] for h in history) >= config.time_limit:
                 stopped, record["stop"] = True, "time_limit"

@@ -7,6 +7,7 @@ eV/atom/ps.
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache, partial
 from typing import Any, Mapping, Sequence
 
@@ -227,6 +228,10 @@ def nve_energy_drift(model, params, atoms, timestep_fs: float = 0.5, steps: int 
                      seed: int = 0) -> dict[str, Any]:
     """NVE molecular dynamics (ASE VelocityVerlet via :class:`jaxmlp.Calculator`) energy conservation.
 
+    .. deprecated::
+        Use :func:`jaxmlp.validation.nve_energy_conservation`; this function
+        emits a ``DeprecationWarning`` and still works.
+
     Parameters
     ----------
     model, params
@@ -249,6 +254,8 @@ def nve_energy_drift(model, params, atoms, timestep_fs: float = 0.5, steps: int 
         ``time_ps`` [steps+1], ``energy_per_atom`` [steps+1] (eV/atom),
         ``temperature`` [steps+1] (K).
     """
+    warnings.warn("jaxmlp.training.metrics.nve_energy_drift is deprecated; use jaxmlp.validation.nve_energy_conservation",
+                  DeprecationWarning, stacklevel=2)
     from ase import units
     from ase.md import velocitydistribution as vd
     from ase.md.verlet import VelocityVerlet

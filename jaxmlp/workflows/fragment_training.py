@@ -310,7 +310,8 @@ def fragment_hdnnp(train_set, cutoff: float, n_radial: int = 6, etas: Sequence[f
 
     ``n_radial`` shifted radial functions per element pair from 0.8 Å to
     ``cutoff`` and wide angular functions (``etas`` in 1/Å², ``zetas``,
-    λ = ±1) per centre and neighbour pair — the same recipe for every
+    λ = ±1; none when ``etas`` or ``zetas`` is empty) per centre and
+    neighbour pair — the same recipe for every
     cutoff, so models with ``R_c`` and ``2·R_c`` have the same number of
     functions.  Symmetry functions are scaled to [−1, 1] (centred) with the
     training set's statistics; per-element reference energies ``E0`` are the
@@ -329,8 +330,9 @@ def fragment_hdnnp(train_set, cutoff: float, n_radial: int = 6, etas: Sequence[f
 
     elements = sorted(set(int(z) for z in np.concatenate([a.numbers for a in train_set.structures]))) if elements is None \
         else sorted(int(z) for z in elements)
-    sfs = acsf.radial_grid(elements, cutoff, n_radial, r_min=0.8) + acsf.angular_set(elements, cutoff, etas=etas, zetas=zetas)
-    stats = acsf.ACSF(elements, sfs).statistics(train_set.graphs(cutoff, triplets=True))
+    angular = acsf.angular_set(elements, cutoff, etas=etas, zetas=zetas) if len(etas) and len(zetas) else []
+    sfs = acsf.radial_grid(elements, cutoff, n_radial, r_min=0.8) + angular
+    stats = acsf.ACSF(elements, sfs).statistics(train_set.graphs(cutoff, triplets=bool(angular)))
     scaling = {"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}
     e0 = fit_reference_energies(train_set, elements)
     return hdnnp(elements, sfs, hidden=tuple(hidden), activation="tanh", scaling=scaling, e0=e0)
@@ -391,21 +393,25 @@ def bulk_errors(model, params, bulk_set, offset_structure: Atoms | None = None, 
     from ..data import Dataset
     from ..training import evaluate
 
-    res = evaluate(model, params, bulk_set, batch_size=batch_size, return_predictions=True)
+    n_bulk = len(bulk_set)
+    data = bulk_set if offset_structure is None else Dataset.from_atoms([offset_structure]) + bulk_set
+    res = evaluate(model, params, data, batch_size=batch_size, return_predictions=True)  # one compiled evaluation
     n_at = np.asarray(res["n_atoms_per_structure"], float)
-    dE = (np.asarray(res["energy_pred"]) - np.asarray(res["energy_ref"])) / n_at  # eV/atom
+    dE_all = (np.asarray(res["energy_pred"]) - np.asarray(res["energy_ref"])) / n_at  # eV/atom
+    dE = dE_all[-n_bulk:]
     if offset_structure is not None:
-        ref = evaluate(model, params, Dataset.from_atoms([offset_structure]), batch_size=1, return_predictions=True)
-        off = float((ref["energy_ref"][0] - ref["energy_pred"][0]) / ref["n_atoms_per_structure"][0])
+        off = float(-dE_all[0])
         kind = "reference structure"
     else:
         off = float(-dE.mean())
         kind = "mean"
     corr = dE + off
+    n_ref = 0 if offset_structure is None else len(offset_structure)
+    df = np.asarray(res["forces_pred"])[n_ref:] - np.asarray(res["forces_ref"])[n_ref:]
     return {"energy_rmse": float(np.sqrt(np.mean(corr**2))), "energy_mae": float(np.mean(np.abs(corr))),
             "energy_rmse_raw": float(np.sqrt(np.mean(dE**2))), "offset_per_atom": off, "offset": kind,
-            "force_rmse": res["force_rmse"], "force_mae": res["force_mae"],
-            "n_structures": res["n_structures"], "n_atoms": res["n_atoms"]}
+            "force_rmse": float(np.sqrt(np.mean(df**2))), "force_mae": float(np.mean(np.abs(df))),
+            "n_structures": n_bulk, "n_atoms": int(len(df))}
 
 
 def model_range(model, params, atoms: Atoms, tol: float = 1e-8, bin_width: float = 0.5) -> dict:

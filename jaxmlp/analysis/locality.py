@@ -192,15 +192,21 @@ class ForceRange(NamedTuple):
     Attributes
     ----------
     max_beyond : float, eV/Å²
-        Largest ``||h_AB||`` with ``d_AB > interaction_range`` (exactly 0
-        for a strictly local model).
+        Largest ``||h_AB||`` with ``d_AB > local_range`` (exactly 0 for a
+        strictly local model; non-zero for a model with a long-range term
+        such as a 4G-HDNNP, whose charges couple every pair of atoms).
     radius : float, Å
         Smallest radius holding all blocks with ``||h_AB|| > tol`` (the
         largest distance of such a pair).
     interaction_range : float, Å
-        ``2·L·R_c`` of the model.
+        ``model.interaction_range``: ``2·L·R_c``, or ``inf`` for a non-local model.
     max_norm : float, eV/Å² — largest off-diagonal ``||h_AB||``.
-    n_beyond : int — pairs farther apart than ``interaction_range``.
+    n_beyond : int — pairs farther apart than ``local_range``.
+    local_range : float, Å
+        ``2·L·R_c`` of the model's cutoff and layers (equal to
+        ``interaction_range`` for a local model; for a non-local one the
+        range its descriptors alone would give).
+    local : bool — ``model.local``.
     """
 
     max_beyond: float
@@ -208,10 +214,12 @@ class ForceRange(NamedTuple):
     interaction_range: float
     max_norm: float
     n_beyond: int
+    local_range: float = float("nan")
+    local: bool = True
 
 
 def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None = 96, hessian=None) -> ForceRange:
-    """Check that a model's ``h_AB`` vanish beyond ``2·L·R_c``.
+    """Check that a model's ``h_AB`` vanish beyond ``2·L·R_c`` (or show that they do not, for a non-local model).
 
     Computes the *dense* Hessian (chunked Hessian-vector products, so every
     pair is evaluated, not only the ones a sparse pair list would keep) and
@@ -253,15 +261,18 @@ def force_range(model, params, atoms, tol: float = 0.0, chunk_size: int | None =
     norms = block_norms(H)
     dist = distance_matrix(atoms)
     off = ~np.eye(len(atoms), dtype=bool)
-    rng = float(model.interaction_range)
-    beyond = off & (dist > rng)
+    local = bool(getattr(model, "local", True))
+    local_range = 2.0 * model.n_layers * float(model.cutoff)
+    beyond = off & (dist > local_range)
     nonzero = off & (norms > tol)
     return ForceRange(
         max_beyond=float(norms[beyond].max(initial=0.0)),
         radius=float(dist[nonzero].max(initial=0.0)),
-        interaction_range=rng,
+        interaction_range=float(model.interaction_range),
         max_norm=float(norms[off].max(initial=0.0)),
         n_beyond=int(beyond.sum()),
+        local_range=local_range,
+        local=local,
     )
 
 

@@ -312,7 +312,7 @@ def _per_element_lines(s, key, symbols, nn_path, L):
 
 
 def _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alpha, scaling, atom_energy,
-             normalize_nodes, L, U):
+             normalize_nodes, L, U, image_range, kspace_range):
     """The 4G branch of :func:`load_n2p2` (settings already parsed and checked)."""
     for key, what in _UNSUPPORTED_4G.items():
         if key in s:
@@ -388,6 +388,8 @@ def _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alph
         energy_scale=U,
         electronegativity_scale=U,
         normalize_nodes=normalize_nodes,
+        image_range=image_range,
+        kspace_range=kspace_range,
     )
     acsf = model.extras["descriptor"]
     short = _network_params(d, "weights", acsf.symbols, [nf + 1 for nf in acsf.n_functions], hidden)
@@ -397,8 +399,9 @@ def _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alph
                    "hardness": {e: jnp.asarray(hardness[e], dtype) for e in acsf.symbols}}
 
 
-def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
-    """Load an n2p2 2G-HDNNP as a jaxmlp ``hdnnp`` model working in Å and eV.
+def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, image_range=(2, 2, 2),
+              kspace_range=(3, 3, 3)):
+    """Load an n2p2 2G-HDNNP (``hdnnp``) or 4G-HDNNP (``hdnnp4g``) as a jaxmlp model working in Å and eV.
 
     Parameters
     ----------
@@ -409,10 +412,22 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     energy_unit : float
         eV per energy unit of the files (``ase.units.Hartree`` for Hartree).
 
+    image_range, kspace_range : 3 ints
+        4G only: static Ewald grids of the model (see
+        :func:`jaxmlp.models.hdnnp4g`; they must reach the Ewald cutoffs of
+        the periodic structures to be evaluated).
+
     Returns
     -------
     (Model, params)
-        ``jaxmlp.models.hdnnp`` whose per-atom energy is
+        For a 4G potential (``nnp_generation 4``) a
+        :func:`jaxmlp.models.hdnnp4g` with n2p2's electronegativity networks
+        (``weightse.ZZZ.data``), hardness (``hardness.ZZZ.data``, not
+        ``initial_hardness``), ``fixed_gausswidth``, ``screen_electrostatics``,
+        ``ewald_truncation_error_method``/``ewald_prec`` and
+        ``four_pi_epsilon`` (Coulomb constant ``energy_unit·length_unit /
+        four_pi_epsilon``); short-range networks take the charge as their
+        last input. Otherwise ``jaxmlp.models.hdnnp`` whose per-atom energy is
         ``energy_unit · (NN_i / conv_energy + mean_energy + atom_energy_Z)``;
         forces from :mod:`jaxmlp.observables` are in eV/Å. ``conv_length``
         needs no conversion: n2p2 keeps symmetry-function parameters in
@@ -423,8 +438,8 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
     FileNotFoundError
         For a missing directory or file.
     ValueError
-        For a 4G (or 3G) potential (charges/electrostatics not supported
-        yet), keywords that change the model but are not implemented
+        For a 3G potential, a 4G potential with data-set normalisation
+        keywords (not supported for 4G), keywords that change the model but are not implemented
         (element-specific network sizes or activations), a partial set of
         the normalisation keywords ``mean_energy``, ``conv_energy``,
         ``conv_length`` (n2p2 needs all or none), a single-valued
@@ -540,7 +555,7 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0):
 
     if gen == 4:
         return _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alpha, scaling, atom_energy,
-                        "normalize_nodes" in s, L, U)
+                        "normalize_nodes" in s, L, U, image_range, kspace_range)
     model = hdnnp(
         symbols,
         [f for e in symbols for f in sorted_fns[e]],
@@ -602,6 +617,56 @@ def _check_networks(params, symbols, n_functions, hidden) -> None:
             raise ValueError(f"network of {e} has more layers than the model's {len(sizes) - 1}")
 
 
+def _sf_lines(fns, symbols, L) -> list[str]:
+    """``symfunction_short`` lines (file length unit ``L`` Å) of the sorted functions ``fns[element]``."""
+    lines = []
+    for e in symbols:
+        for f in fns[e]:
+            t = f["type"]
+            if t == 2:
+                body = f"{f['e1']} {_fmt(f['eta'] * L**2)} {_fmt(f['rs'] / L)} {_fmt(f['rc'] / L)}"
+            elif t in (3, 9):
+                body = (f"{f['e1']} {f['e2']} {_fmt(f['eta'] * L**2)} {_fmt(f['lambda'])} {_fmt(f['zeta'])} "
+                        f"{_fmt(f['rc'] / L)} {_fmt(f['rs'] / L)}")
+            elif t == 20:
+                body = f"{f['e1']} {_fmt(f['rl'] / L)} {_fmt(f['rc'] / L)} {f['subtype']}"
+            else:
+                body = (f"{f['e1']} {f['e2']} {_fmt(f['rl'] / L)} {_fmt(f['rc'] / L)} {_fmt(f['angle_left'])} "
+                        f"{_fmt(f['angle_right'])} {f['subtype']}")
+            lines.append(f"symfunction_short {e} {t} {body}")
+    return lines
+
+
+def _scaling_text(stats, fns, symbols) -> str:
+    rows = ["# e_index sf_index sf_min sf_max sf_mean sf_sigma (written by jaxmlp)"]
+    for i, e in enumerate(symbols, 1):
+        for j in range(len(fns[e])):
+            vals = [stats[e][k][j] for k in ("min", "max", "mean", "sigma")] if stats else [0.0, 1.0, 0.0, 1.0]
+            rows.append(f"{i:10d} {j + 1:10d} " + " ".join(_fmt(v) for v in vals))
+    return "\n".join(rows) + "\n"
+
+
+def _weights_text(net, out_factor: float = 1.0) -> str:
+    """One network's weight file; ``out_factor`` multiplies the last layer (a linear output's scale)."""
+    out = ["# connection t index l_s n_s l_e n_e (written by jaxmlp)"]
+    idx = 1
+    k = 0
+    n_layers = sum(1 for key in net if key.startswith("layer_"))
+    while f"layer_{k}" in net:
+        f = out_factor if k == n_layers - 1 else 1.0
+        W = np.asarray(net[f"layer_{k}"]["kernel"], np.float64) * f
+        b = np.asarray(net[f"layer_{k}"]["bias"], np.float64) * f
+        for a in range(W.shape[0]):
+            for c in range(W.shape[1]):
+                out.append(f"{_fmt(W[a, c])} a {idx:9d} {k:5d} {a + 1:5d} {k + 1:5d} {c + 1:5d}")
+                idx += 1
+        for c in range(b.shape[0]):
+            out.append(f"{_fmt(b[c])} b {idx:9d} {k + 1:5d} {c + 1:5d}")
+            idx += 1
+        k += 1
+    return "\n".join(out) + "\n"
+
+
 def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: float = 1.0) -> None:
     """Export a jaxmlp ``hdnnp`` model to an n2p2 potential directory.
 
@@ -628,8 +693,10 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
         (missing element, wrong layer shapes, NaN/inf); nothing is written
         then.
     """
+    if getattr(model, "name", None) == "hdnnp4g":
+        return _save_4g(directory, model, params, float(length_unit), float(energy_unit))
     if getattr(model, "name", None) != "hdnnp":
-        raise ValueError(f"save_n2p2 exports hdnnp models only, got {getattr(model, 'name', type(model).__name__)!r}")
+        raise ValueError(f"save_n2p2 exports hdnnp and hdnnp4g models only, got {getattr(model, 'name', type(model).__name__)!r}")
     cfg = model.config
     L, U = float(length_unit), float(energy_unit)
     acts = list(cfg["activation"]) + [cfg["output_activation"]]
@@ -668,44 +735,86 @@ def save_n2p2(directory, model, params, length_unit: float = 1.0, energy_unit: f
     lines.append("global_activation_short " + " ".join(_TO_N2P2[a] for a in acts))
     for e in symbols:
         lines.append(f"atom_energy {e} {_fmt(cfg['e0'][e] / U)}")
-    for e in symbols:
-        for f in fns[e]:
-            t = f["type"]
-            if t == 2:
-                body = f"{f['e1']} {_fmt(f['eta'] * L**2)} {_fmt(f['rs'] / L)} {_fmt(f['rc'] / L)}"
-            elif t in (3, 9):
-                body = (f"{f['e1']} {f['e2']} {_fmt(f['eta'] * L**2)} {_fmt(f['lambda'])} {_fmt(f['zeta'])} "
-                        f"{_fmt(f['rc'] / L)} {_fmt(f['rs'] / L)}")
-            elif t == 20:
-                body = f"{f['e1']} {_fmt(f['rl'] / L)} {_fmt(f['rc'] / L)} {f['subtype']}"
-            else:
-                body = (f"{f['e1']} {f['e2']} {_fmt(f['rl'] / L)} {_fmt(f['rc'] / L)} {_fmt(f['angle_left'])} "
-                        f"{_fmt(f['angle_right'])} {f['subtype']}")
-            lines.append(f"symfunction_short {e} {t} {body}")
+    lines += _sf_lines(fns, symbols, L)
     _write_text(d / "input.nn", "\n".join(lines) + "\n")
-
-    stats = scaling.get("stats")
-    rows = ["# e_index sf_index sf_min sf_max sf_mean sf_sigma (written by jaxmlp)"]
-    for i, e in enumerate(symbols, 1):
-        for j in range(len(fns[e])):
-            vals = [stats[e][k][j] for k in ("min", "max", "mean", "sigma")] if stats else [0.0, 1.0, 0.0, 1.0]
-            rows.append(f"{i:10d} {j + 1:10d} " + " ".join(_fmt(v) for v in vals))
-    _write_text(d / "scaling.data", "\n".join(rows) + "\n")
-
+    _write_text(d / "scaling.data", _scaling_text(scaling.get("stats"), fns, symbols))
     for e in symbols:
-        net = params["networks"][e]
-        out = ["# connection t index l_s n_s l_e n_e (written by jaxmlp)"]
-        idx = 1
-        k = 0
-        while f"layer_{k}" in net:
-            W = np.asarray(net[f"layer_{k}"]["kernel"], np.float64)
-            b = np.asarray(net[f"layer_{k}"]["bias"], np.float64)
-            for a in range(W.shape[0]):
-                for c in range(W.shape[1]):
-                    out.append(f"{_fmt(W[a, c])} a {idx:9d} {k:5d} {a + 1:5d} {k + 1:5d} {c + 1:5d}")
-                    idx += 1
-            for c in range(b.shape[0]):
-                out.append(f"{_fmt(b[c])} b {idx:9d} {k + 1:5d} {c + 1:5d}")
-                idx += 1
-            k += 1
-        _write_text(d / f"weights.{atomic_numbers[e]:03d}.data", "\n".join(out) + "\n")
+        _write_text(d / f"weights.{atomic_numbers[e]:03d}.data", _weights_text(params["networks"][e]))
+
+
+def _save_4g(directory, model, params, L, U) -> None:
+    """The 4G branch of :func:`save_n2p2`."""
+    cfg = model.config
+    acts = list(cfg["activation"]) + [cfg["output_activation"]]
+    acts_e = list(cfg["activation_electronegativity"]) + [cfg["output_activation_electronegativity"]]
+    for a in acts + acts_e:
+        if a not in _TO_N2P2:
+            raise ValueError(f"activation {a!r} has no n2p2 equivalent; n2p2 supports {sorted(_TO_N2P2)}")
+    # n2p2 4G networks output file units directly: the output scales go into the (linear) last layers
+    f_short, f_chi = cfg["energy_scale"] / U, cfg["electronegativity_scale"] / U
+    for what, act, f in (("short-range", acts[-1], f_short), ("electronegativity", acts_e[-1], f_chi)):
+        if act != "linear" and abs(f - 1.0) > 1e-15:
+            raise ValueError(f"the {what} output scale {f * U} differs from energy_unit {U} and its output activation "
+                             f"{act!r} is not linear, so it cannot be folded into the weights")
+    symbols = cfg["elements"]
+    fns = sort_functions(cfg["symmetry_functions"], symbols)
+    nf = [len(fns[e]) for e in symbols]
+    if not isinstance(params, dict) or not all(k in params for k in ("networks", "electronegativity", "hardness")):
+        raise TypeError("4G params must be a dict with 'networks', 'electronegativity' and 'hardness'")
+    _check_networks(params, symbols, [n + 1 for n in nf], list(cfg["hidden"]))
+    _check_networks({"networks": params["electronegativity"]}, symbols, nf, list(cfg["hidden_electronegativity"]))
+    hardness = {}
+    for e in symbols:
+        h = np.asarray(params["hardness"].get(e, np.nan), np.float64).reshape(-1)
+        if h.size != 1 or not np.isfinite(h[0]):
+            raise ValueError(f"params['hardness'] of {e} must be one finite number, got {h}")
+        hardness[e] = float(h[0])
+    ew = cfg["ewald"]
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    scaling = cfg.get("scaling") or {"mode": "none"}
+    mode = scaling["mode"]
+    lines = [
+        "# n2p2 4G-HDNNP written by jaxmlp.io.save_n2p2",
+        "nnp_generation 4",
+        f"number_of_elements {len(symbols)}",
+        "elements " + " ".join(symbols),
+        f"cutoff_type {cutoff_type_id(cfg['cutoff_type'])} {_fmt(cfg['cutoff_alpha'])}",
+    ]
+    lines += {"scale": ["scale_symmetry_functions"], "center": ["center_symmetry_functions"],
+              "scalecenter": ["scale_symmetry_functions", "center_symmetry_functions"],
+              "sigma": ["scale_symmetry_functions_sigma"], "none": []}[mode]
+    if mode in ("scale", "scalecenter", "sigma"):
+        lines += [f"scale_min_short {_fmt(scaling['smin'])}", f"scale_max_short {_fmt(scaling['smax'])}"]
+    if cfg.get("normalize_nodes"):
+        lines.append("normalize_nodes")
+    lines += [
+        f"global_hidden_layers_short {len(cfg['hidden'])}",
+        "global_nodes_short " + " ".join(str(h) for h in cfg["hidden"]),
+        "global_activation_short " + " ".join(_TO_N2P2[a] for a in acts),
+        f"global_hidden_layers_electrostatic {len(cfg['hidden_electronegativity'])}",
+        "global_nodes_electrostatic " + " ".join(str(h) for h in cfg["hidden_electronegativity"]),
+        "global_activation_electrostatic " + " ".join(_TO_N2P2[a] for a in acts_e),
+    ]
+    lines += [f"atom_energy {e} {_fmt(cfg['e0'][e] / U)}" for e in symbols]
+    lines += [f"fixed_gausswidth {e} {_fmt(cfg['sigma'][e] / L)}" for e in symbols]
+    if cfg.get("screening"):
+        scr = cfg["screening"]
+        lines.append(f"screen_electrostatics {_fmt(scr['inner'] / L)} {_fmt(scr['outer'] / L)} {scr['core']}")
+    kp = ew["method"] == "kolafa_perram"
+    lines.append(f"ewald_truncation_error_method {1 if kp else 0}")
+    prec = [_fmt(ew["precision"] * L / U if kp else ew["precision"])]
+    if kp:
+        prec.append(_fmt(ew["max_charge"]))
+        if ew.get("r_cut") is not None:
+            prec.append(_fmt(ew["r_cut"] / L))
+    lines.append("ewald_prec " + " ".join(prec))
+    lines.append(f"four_pi_epsilon {_fmt(U * L / cfg['coulomb'])}")
+    lines += _sf_lines(fns, symbols, L)
+    _write_text(d / "input.nn", "\n".join(lines) + "\n")
+    _write_text(d / "scaling.data", _scaling_text(scaling.get("stats"), fns, symbols))
+    for e in symbols:
+        z = atomic_numbers[e]
+        _write_text(d / f"weights.{z:03d}.data", _weights_text(params["networks"][e], f_short))
+        _write_text(d / f"weightse.{z:03d}.data", _weights_text(params["electronegativity"][e], f_chi))
+        _write_text(d / f"hardness.{z:03d}.data", f"{_fmt(hardness[e] / U)}\n")

@@ -2,6 +2,7 @@
 
 from .base import MODEL_REGISTRY, Model, build_model, check_elements, register_model, species_table
 from .hdnnp import hdnnp
+from .hdnnp4g import hdnnp4g
 from .mlace import mlace
 from .pair import lennard_jones, morse
 
@@ -15,5 +16,6 @@ __all__ = [
     "lennard_jones",
     "morse",
     "hdnnp",
+    "hdnnp4g",
     "mlace",
 ]

@@ -99,7 +99,9 @@ class EwaldSettings:
     estimate_coulomb : float
         Coulomb constant used in the error estimate (eV·Å). n2p2 always
         uses 1 in the potential's file units (its ``four_pi_epsilon`` does
-        not enter the estimate), i.e. ``energy_unit · length_unit`` here.
+        not enter the estimate), i.e. ``energy_unit · length_unit`` for an
+        imported potential; the default 1.0 is what n2p2 uses for a potential
+        written in Å and eV, so native models export to such files exactly.
     """
 
     method: str = "kolafa_perram"
@@ -107,7 +109,7 @@ class EwaldSettings:
     max_charge: float = 1.0
     r_cut: float | None = None
     min_eta: float = 0.0
-    estimate_coulomb: float = COULOMB
+    estimate_coulomb: float = 1.0
 
     def __post_init__(self):
         if self.method not in _METHODS:

@@ -236,3 +236,32 @@ def test_load_n2p2_4g_errors(shared_dir, tmp_path):
     (d / "input.nn").write_text(text.replace("fixed_gausswidth  O 1.2491023848218", ""))
     with pytest.raises(ValueError, match="fixed_gausswidth missing for element"):
         load_n2p2(d, Bohr, Hartree)
+
+
+def test_two_stage_training_fits_charges_then_the_short_range_part():
+    """Stage 1 lowers the charge error against a teacher's charges and leaves the short-range networks alone;
+    the stage-2 model (charge part frozen) gives the full model's energies."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from jaxmlp.training.charges import charge_rmse, fit_charges, merge_short_range, short_range_model
+
+    model = _model()
+    teacher, student = _params(model, 10), _params(model, 0)
+    charges = jax.jit(model.extras["charges"])
+    frames = []
+    for d in (2.8, 3.2):
+        a = _dimer(d)
+        a.calc = SinglePointCalculator(a, charges=np.asarray(charges(teacher, _graph(model, a, 0.0))))
+        a.info["charge"] = 0.0
+        frames.append(a)
+    before = charge_rmse(model, student, frames)
+    fitted, history = fit_charges(model, student, frames, epochs=15, learning_rate=2e-2, batch_size=2)
+    assert charge_rmse(model, fitted, frames) < 0.5 * before and len(history) == 15
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), fitted["networks"], student["networks"]))
+    short = short_range_model(model, fitted)
+    sp = {"networks": fitted["networks"]}
+    g = _graph(model, frames[0])
+    e_full = jax.jit(jaxmlp.energy, static_argnums=0)(model, fitted, g)
+    e_short = jax.jit(jaxmlp.energy, static_argnums=0)(short, sp, g)
+    assert float(e_full[0]) == pytest.approx(float(e_short[0]), rel=1e-14)
+    assert merge_short_range(fitted, sp)["electronegativity"] is fitted["electronegativity"]

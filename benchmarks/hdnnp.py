@@ -13,6 +13,10 @@ Systems
   and their ratio are written.  Without it the n2p2 figures and the ratio are
   ``null`` (never read from a stored figure).
 
+jaxmlp evaluates the descriptor in the dense ``[atoms, K]`` layout by default
+(``max_neighbors`` = :func:`jaxmlp.graph.max_degree` of the structure, graph
+without triplets; ``--layout triplets`` for the triplet list).
+
 Every (system, dtype) runs in its own process pinned to ``--cores``, so peak
 memory (``ru_maxrss``) belongs to that case alone.  Reported per case: graph
 build time (neighbour list + triplets), compile time, energy+forces time
@@ -86,7 +90,18 @@ def _n2p2_model_and_atoms(name: str):
     return model, params, atoms
 
 
-def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue):
+def _with_layout(model, atoms, layout: str):
+    """The same model in the requested descriptor layout (``dense``: ``max_neighbors`` from the structure)."""
+    if layout == "triplets":
+        return model, None
+    from jaxmlp.graph import max_degree
+    from jaxmlp.models import hdnnp
+
+    k = max_degree([atoms], model.cutoff)
+    return hdnnp(**{**model.config, "max_neighbors": k}), k
+
+
+def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue, layout: str = "dense"):
     if cores:
         os.sched_setaffinity(0, cores)
     import jax
@@ -100,6 +115,7 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue):
 
     try:
         model, params, atoms = _cu_model_and_atoms(arg) if kind == "cu" else _n2p2_model_and_atoms(arg)
+        model, k = _with_layout(model, atoms, layout)
         ftype = jnp.float64 if dtype == "float64" else jnp.float32
         params = cast_floats(params, ftype)
         ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
@@ -128,6 +144,8 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue):
         queue.put({
             "system": f"fcc Cu {n}" if kind == "cu" else arg,
             "dtype": dtype,
+            "layout": layout,
+            "max_neighbors": k,
             "n_atoms": n,
             "n_edges": int(g.n_edge[0]),
             "n_triplets": int(len(g.globals["triplets"])),
@@ -174,14 +192,14 @@ def run_n2p2(name: str, repeats: int, cores, timeout: float) -> dict | None:
     return res
 
 
-def run(cases, repeats: int, timeout: float, cores, dtypes=("float32", "float64")):
+def run(cases, repeats: int, timeout: float, cores, dtypes=("float32", "float64"), layout: str = "dense"):
     ctx = mp.get_context("spawn")
     results = []
     for kind, arg in cases:
         ref = run_n2p2(arg, max(repeats, 5), cores, timeout) if kind == "n2p2" else None
         for dtype in dtypes:
             q = ctx.Queue()
-            p = ctx.Process(target=_run_case, args=(kind, arg, dtype, repeats, cores, q))
+            p = ctx.Process(target=_run_case, args=(kind, arg, dtype, repeats, cores, q, layout))
             p.start()
             try:
                 res = q.get(timeout=timeout)
@@ -215,6 +233,9 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--cores", default=None, help="cores for both codes, e.g. 0,1 (default: all)")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--layout", choices=("dense", "triplets"), default="dense",
+                    help="descriptor layout: dense [atoms, K] tiles with K = max_degree of the structure (default), "
+                         "or the triplet list")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hdnnp.json"))
     args = ap.parse_args(argv)
     cores = [int(c) for c in args.cores.split(",")] if args.cores else None
@@ -230,7 +251,7 @@ def main(argv=None):
         repeats, timeout = args.repeats or 3, 3600
     t0 = time.time()
     load0 = os.getloadavg()
-    results = run(cases, repeats, timeout, cores, tuple(args.dtypes.split(",")))
+    results = run(cases, repeats, timeout, cores, tuple(args.dtypes.split(",")), args.layout)
     import jax
 
     from jaxmlp.utils import write_json

@@ -266,3 +266,73 @@ def test_scaling_data_of_n2p2_example(shared_dir):
         assert got == pytest.approx(0.0 + 1.0 * (0.37 - mean) / sigma, rel=1e-14)
     assert model.extras["descriptor"].symbols == ("S", "Cu")
     assert atomic_numbers["Cu"] in model.elements
+
+
+def _dense_variant(acsf, k):
+    return ACSF(**{**acsf.config(), "max_neighbors": k})
+
+
+def test_dense_layout_matches_brute_force_and_triplets(system):
+    """The dense [atoms, K] layout (no triplets) gives the brute-force values and the triplet path's gradients."""
+    atoms, acsf = system
+    skin = acsf.cutoff + 0.3  # edges beyond rc must be inert (and not take slots)
+    k = jaxmlp.graph.max_degree([atoms], acsf.cutoff)
+    g0 = jaxmlp.atoms_to_graph(atoms, skin)
+    gt = jaxmlp.atoms_to_graph(atoms, skin, triplets=True)
+    ref = _brute(atoms, acsf)
+
+    def energy(desc, gr):
+        return lambda pos: jnp.sum(jnp.sin(desc(gr._replace(nodes={**gr.nodes, "positions": pos}))))
+
+    pos = jnp.asarray(atoms.get_positions())
+    grad_t = jax.jit(jax.grad(energy(acsf, gt)))(pos)
+    tangent = jnp.asarray(np.random.default_rng(0).normal(size=pos.shape))
+    def hvp_fn(desc, gr):
+        return jax.jit(lambda p, t: jax.jvp(jax.grad(energy(desc, gr)), (p,), (t,))[1])
+
+    hvp_t = hvp_fn(acsf, gt)(pos, tangent)
+    for kk, block in ((k, None), (k + 1, 3)):  # even and odd K (the K/2 offset meets each pair twice); one and 4 blocks
+        dense = _dense_variant(acsf, kk)
+        assert not dense.needs_triplets
+        if block is not None:
+            dense._dense_block = lambda _k, b=block: b  # several checkpointed blocks of atoms, the last one padded
+        G = np.asarray(jax.jit(dense.__call__)(g0))
+        np.testing.assert_allclose(G, ref, rtol=1e-12, atol=1e-13)
+        if block is None:
+            np.testing.assert_allclose(np.asarray(dense(g0)), G, rtol=1e-13, atol=1e-14)  # jit = no jit
+        np.testing.assert_allclose(jax.jit(jax.grad(energy(dense, g0)))(pos), grad_t, rtol=1e-11, atol=1e-12)
+        # forward-over-reverse (Hessian-vector products, as the Hessians use)
+        if block is not None:
+            np.testing.assert_allclose(hvp_fn(dense, g0)(pos, tangent), hvp_t, rtol=1e-10, atol=1e-11)
+
+
+def test_dense_layout_overflow_falls_back_or_is_nan(system):
+    atoms, acsf = system
+    small = _dense_variant(acsf, 3)  # far fewer slots than neighbours
+    gt = jaxmlp.atoms_to_graph(atoms, acsf.cutoff, triplets=True)
+    np.testing.assert_allclose(np.asarray(jax.jit(small.__call__)(gt)), np.asarray(acsf(gt)), rtol=1e-13, atol=1e-14)
+    G = np.asarray(jax.jit(small.__call__)(jaxmlp.atoms_to_graph(atoms, acsf.cutoff)))
+    assert np.all(np.isnan(G))  # never silently truncated
+    radial_only = ACSF(["O", "H"], [f for f in _functions() if f["type"] == 2], max_neighbors=3)
+    g0 = jaxmlp.atoms_to_graph(atoms, acsf.cutoff)
+    np.testing.assert_allclose(np.asarray(radial_only(g0)), np.asarray(ACSF(**{**radial_only.config(), "max_neighbors": None})(g0)),
+                               rtol=1e-13, atol=1e-14)
+    for bad in (0, -2, 2.5, True):
+        with pytest.raises(ValueError, match="max_neighbors"):
+            ACSF(["O", "H"], _functions(), max_neighbors=bad)
+
+
+def test_dense_layout_padding(system):
+    atoms, acsf = system
+    k = jaxmlp.graph.max_degree([atoms], acsf.cutoff)
+    dense = _dense_variant(acsf, k)
+    g = jaxmlp.atoms_to_graph(atoms, acsf.cutoff)
+    G0 = np.asarray(dense(g))
+    b = jaxmlp.batch_graphs([g, g], jaxmlp.Buckets(n_node=32, n_edge=2 * len(g.senders) + 10, n_graph=3, n_triplet=0))
+    Gb = np.asarray(jax.jit(dense.__call__)(b))
+    assert np.all(np.isfinite(Gb))
+    n = len(atoms)
+    np.testing.assert_allclose(Gb[:n], G0, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(Gb[n : 2 * n], G0, rtol=1e-13, atol=1e-14)
+    gradfn = jax.jit(jax.grad(lambda pos, gr: jnp.sum(dense(gr._replace(nodes={**gr.nodes, "positions": pos})) ** 2)))
+    assert np.all(np.isfinite(np.asarray(gradfn(jnp.asarray(b.nodes["positions"]), b))))

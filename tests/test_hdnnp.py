@@ -187,3 +187,21 @@ def test_calculator_energy_forces_stress_hessian():
     h = atoms.calc.get_hessian(atoms)
     assert h.shape == (3 * len(atoms), 3 * len(atoms))
     np.testing.assert_allclose(h, h.T, atol=1e-8 * np.abs(h).max())
+
+
+def test_dense_layout_model_matches_triplet_model(setup):
+    """``max_neighbors``: same energies, forces and stress without triplets; config round trip; contract checks."""
+    atoms, model, params = setup
+    k = jaxmlp.graph.max_degree([atoms], model.cutoff)
+    dense = hdnnp(**{**model.config, "max_neighbors": k})
+    assert not dense.needs_triplets and dense.config["max_neighbors"] == k
+    assert hdnnp(**dense.config).config == dense.config
+    g = _graph(model, atoms)
+    g0 = jaxmlp.atoms_to_graph(atoms, model.cutoff)
+    e, f = _ef(model, params, g)
+    ed, fd = _ef(dense, params, g0)
+    np.testing.assert_allclose(ed, e, rtol=1e-13)
+    np.testing.assert_allclose(fd, f, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(jaxmlp.stress(dense, params, g0), jaxmlp.stress(model, params, g), rtol=1e-10, atol=1e-12)
+    report = check_model(dense, params, atoms, checks=["fd_forces", "padding"])
+    assert set(report["checks"]) == {"fd_forces", "padding"}

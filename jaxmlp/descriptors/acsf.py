@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-from ..graph.ops import edge_vectors, safe_norm
+from ..graph.ops import dense_slots, edge_vectors, safe_norm
 from .cutoffs import CORE_TYPES, compact_function, cutoff_function, cutoff_type_name
 
 __all__ = [
@@ -460,6 +460,15 @@ class ACSF:
     triplet_chunk : int
         Triplets are processed in checkpointed chunks of this size when there
         are more (bounds memory for large systems).
+    max_neighbors : int, optional
+        Evaluate in the dense ``[atoms, max_neighbors]`` layout (angular sums
+        on ``[atoms, K, K]`` tiles as batched matrix products, in checkpointed
+        blocks of atoms) instead of the triplet list.  The graph then needs no
+        triplets (:attr:`needs_triplets` is False).  When an atom has more
+        than ``max_neighbors`` neighbours inside the cutoff the values come
+        from the triplet list if the graph has one, and are NaN otherwise
+        (never silently truncated): choose it with a margin, e.g.
+        :func:`jaxmlp.graph.max_degree`.
 
     Attributes
     ----------
@@ -471,7 +480,8 @@ class ACSF:
     needs_triplets : bool
     """
 
-    def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int = 1 << 18):
+    def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int = 1 << 18,
+                 max_neighbors: int | None = None):
         functions = list(functions)
         if not functions:
             raise ValueError("ACSF needs at least one symmetry function")
@@ -485,13 +495,18 @@ class ACSF:
         self.triplet_chunk = int(triplet_chunk)
         if self.triplet_chunk < 1:
             raise ValueError(f"triplet_chunk must be >= 1, got {triplet_chunk}")
+        if max_neighbors is not None and (isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer))
+                                          or max_neighbors < 1):
+            raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
+        self.max_neighbors = None if max_neighbors is None else int(max_neighbors)
         S = len(self.symbols)
         zi = {s: k for k, s in enumerate(self.symbols)}
         self.n_functions = tuple(len(self.functions[s]) for s in self.symbols)
         self.n_max = max(self.n_functions)
         allf = [f for s in self.symbols for f in self.functions[s]]
         self.cutoff = max(f["rc"] for f in allf)
-        self.needs_triplets = any(f["type"] in ANGULAR_TYPES for f in allf)
+        self.has_angular = any(f["type"] in ANGULAR_TYPES for f in allf)
+        self.needs_triplets = self.has_angular and self.max_neighbors is None
 
         pair_index = np.zeros((S, S), np.int32)
         pairs = [(a, b) for a in range(S) for b in range(a, S)]
@@ -719,18 +734,37 @@ class ACSF:
             atoms give finite values).
         """
         R = graph.nodes["positions"]
-        dtype = R.dtype
         n = R.shape[0]
-        S = len(self.symbols)
         vec = edge_vectors(graph)
-        emask = graph.edges["mask"]
-        r = safe_norm(vec, emask)
+        emask = jnp.asarray(graph.edges["mask"])
         sp = self.species(graph.nodes["numbers"])
+        if self.max_neighbors is None:
+            flat = self._flat_edges(graph, vec, emask, sp)
+        else:
+            r = safe_norm(vec, emask)
+            inside = emask & (r < self.cutoff)
+            fits, idx = dense_slots(graph.receivers, inside, n, self.max_neighbors)
+            T = graph.globals["triplets"].shape[0] if "triplets" in graph.globals else 0
+            if T > 0 or not self.has_angular:
+                fallback = lambda v: self._flat_edges(graph, v, emask, sp)  # noqa: E731
+            else:
+                width = len(self.symbols) * self._ur + self._npair * self._ua + 1
+                fallback = lambda v: jnp.full((n, width), jnp.nan, v.dtype)  # noqa: E731
+            flat = jax.lax.cond(fits, lambda v: self._flat_dense(v, idx, sp[graph.senders], n), fallback, vec)
+        return jnp.take_along_axis(flat, jnp.asarray(self._colmap)[sp], axis=1)
+
+    def _flat_edges(self, graph, vec, emask, sp):
+        """``[N, S·U_r + n_pair·U_a + 1]`` distinct columns from the edge and triplet lists."""
+        dtype = vec.dtype
+        n = graph.nodes["positions"].shape[0]
+        S = len(self.symbols)
+        r = safe_norm(vec, emask)
         sj = sp[graph.senders]
+        recv = jnp.asarray(graph.receivers)
         parts = []
         if self._ur:
             rv = jnp.where(emask[:, None], self._radial_values(r), 0.0)
-            g_rad = jax.ops.segment_sum(rv, graph.receivers * S + sj, num_segments=n * S)
+            g_rad = jax.ops.segment_sum(rv, recv * S + sj, num_segments=n * S)
             parts.append(g_rad.reshape(n, S * self._ur))
         if self._ua:
             npair = self._npair
@@ -758,7 +792,7 @@ class ACSF:
                     q = pair_index[sj[e1], sj[e2]]
                     fj, fk = (None, None) if factors is None else (factors[e1], factors[e2])
                     av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos, fj, fk), 0.0)
-                    seg = graph.receivers[e1] * npair + q
+                    seg = recv[e1] * npair + q
                     return acc + jax.ops.segment_sum(av, seg, num_segments=n * npair), None
 
                 if n_chunks == 1:
@@ -768,8 +802,150 @@ class ACSF:
                     g_ang, _ = jax.lax.scan(jax.checkpoint(body), g_ang, xs)
             parts.append(g_ang.reshape(n, npair * self._ua))
         parts.append(jnp.zeros((n, 1), dtype))
-        flat = jnp.concatenate(parts, axis=1)
-        return jnp.take_along_axis(flat, jnp.asarray(self._colmap)[sp], axis=1)
+        return jnp.concatenate(parts, axis=1)
+
+    # -- dense layout ----------------------------------------------------------
+    def _dense_column_keys(self):
+        """Per angular column: (edge-weight key, angle key, r_jk key or None); the column is
+        ``Σ_{j<k} w(r_ij) w(r_ik) a(θ_ijk) [w(r_jk)]``.
+
+        ``("g", η, r_s, r_c)``: ``exp(−η (r − r_s)²) f_c(r)``; ``("c", core, asym, r_l, r_c)``:
+        compact radial core; ``("p", λ, ζ)``: ``2^(1−ζ) (1 + λ cos θ)^ζ`` (0 where negative);
+        ``("a", core, θ_l, θ_r)``: compact angular core.
+        """
+        out = []
+        for k in self._akeys:
+            if k[0] == "aexp":
+                narrow, eta, rs, lam, zeta, rc = k[1:7]
+                g = ("g", eta, rs, rc)
+                out.append((g, ("p", lam, zeta), g if narrow else None))
+            else:
+                core, asym, rl, rc, al, ar = k[1:7]
+                out.append((("c", core, asym, rl, rc), ("a", core, al, ar), None))
+        return out
+
+    def _weight(self, key, r):
+        if key[0] == "g":
+            _, eta, rs, rc = key
+            d = r - rs if rs != 0.0 else r
+            return jnp.exp(-eta * d * d) * self._fc(r, rc)
+        _, core, asym, rl, rc = key
+        return compact_function(r, rl, rc, core, asym)
+
+    def _angle(self, key, cos):
+        if key[0] == "p":
+            _, lam, zeta = key
+            b = 1.0 + lam * cos
+            pos = b > 0.0
+            if float(zeta).is_integer() and zeta <= 64:
+                v = jnp.where(pos, b, 0.0) ** int(zeta)
+            else:
+                v = jnp.where(pos, jnp.exp(zeta * jnp.log(jnp.where(pos, b, 1.0))), 0.0)
+            return float(np.exp2(1.0 - zeta)) * v
+        _, core, al, ar = key
+        ok = (cos > -1.0) & (cos < 1.0)
+        theta = jnp.arccos(jnp.where(ok, cos, 0.0))
+        return jnp.where(ok, compact_function(theta, math.radians(al), math.radians(ar), core, False), 0.0)
+
+    def _dense_block(self, k: int) -> int:
+        """Atoms per checkpointed block of the pair tiles (``B·K·⌊K/2⌋·U_a`` ≲ 2^17 values: cache-sized)."""
+        return max(1, (1 << 17) // (k * max(k // 2, 1) * max(self._ua, 1)))
+
+    def _flat_dense(self, vec, idx, sj, n):
+        """Same columns as :meth:`_flat_edges` in the dense ``[N, K]`` layout (``idx`` from
+        :func:`jaxmlp.graph.ops.dense_slots`)."""
+        dtype = vec.dtype
+        K = self.max_neighbors
+        S = len(self.symbols)
+        vd = jnp.zeros((n * K, 3), dtype).at[idx].set(vec, mode="drop", unique_indices=True).reshape(n, K, 3)
+        md = jnp.zeros(n * K, bool).at[idx].set(True, mode="drop", unique_indices=True).reshape(n, K)
+        sd = jnp.full(n * K, S, jnp.int32).at[idx].set(sj.astype(jnp.int32), mode="drop", unique_indices=True).reshape(n, K)
+        rd = safe_norm(vd, md)
+        parts = []
+        if self._ur:
+            onehot = (sd[:, :, None] == jnp.arange(S)).astype(dtype)  # [N, K, S], 0 in empty slots
+            rv = self._radial_values(rd.reshape(-1)).reshape(n, K, self._ur)
+            parts.append(jnp.einsum("nku,nks->nsu", rv, onehot).reshape(n, S * self._ur))
+        if self._ua:
+            parts.append(self._angular_dense(vd, rd, md, sd))
+        parts.append(jnp.zeros((n, 1), dtype))
+        return jnp.concatenate(parts, axis=1)
+
+    def _angular_dense(self, vd, rd, md, sd):
+        """``[N, n_pair·U_a]`` angular columns from ``[N, K]`` neighbour slots.
+
+        Every unordered pair of slots ``{j, k}`` is visited once as ``(j, j + d mod K)``
+        with ``d = 1 … ⌊K/2⌋`` (weight ½ for ``d = K/2``, which meets each pair twice):
+        a dense ``[B, K, ⌊K/2⌋]`` tile per block of atoms, the size of the triplet list,
+        built from static slices (no gathers or scatters), reduced per element pair by a
+        matrix product with the pair indicator.
+        """
+        n, K, _ = vd.shape
+        D = K // 2
+        dtype = vd.dtype
+        npair = self._npair
+        pair_index = jnp.asarray(np.vstack([self._pair_index, np.full((1, self._pair_index.shape[1]), -1)]))
+        pair_index = jnp.concatenate([pair_index, jnp.full((pair_index.shape[0], 1), -1, pair_index.dtype)], axis=1)
+        cols = self._dense_column_keys()
+        wkeys = sorted({c[0] for c in cols} | {c[2] for c in cols if c[2] is not None}, key=repr)
+        wpos = {k: p for p, k in enumerate(wkeys)}
+        any_narrow = any(c[2] is not None for c in cols)
+        dweight = np.ones(D)
+        if D and K % 2 == 0:
+            dweight[-1] = 0.5
+
+        def circ(full):
+            """``[B, K, K, …]`` → ``[B, K, D, …]`` with ``out[:, j, d-1] = full[:, j, (j + d) % K]``."""
+            B = full.shape[0]
+            rest = full.shape[3:]
+            f2 = jnp.concatenate([full, full], axis=2).reshape((B, 2 * K * K) + rest)
+            f2 = jnp.concatenate([f2, jnp.zeros((B, K) + rest, full.dtype)], axis=1)
+            return f2.reshape((B, K, 2 * K + 1) + rest)[:, :, 1 : D + 1]
+
+        def block(vb, rb, mb, sb):
+            B = vb.shape[0]
+            dot = circ(jnp.einsum("bjx,bkx->bjk", vb, vb))  # [B, K, D]
+            bc = lambda x: jnp.broadcast_to(x[:, None], (B, K) + x.shape[1:])  # noqa: E731  [B,K,…] → [B,K(j),K(k),…]
+            rk = circ(bc(rb))
+            mk = circ(bc(mb))
+            sk = circ(bc(sb))
+            pm = mb[:, :, None] & mk
+            den = jnp.where(pm, rb[:, :, None] * rk, 1.0)
+            cos = jnp.where(pm, dot / den, 0.0)
+            W = jnp.stack([jnp.where(mb, self._weight(k, rb), 0.0) for k in wkeys], axis=-1)  # [B, K, P]
+            Wk = circ(bc(W))  # [B, K, D, P]
+            if any_narrow:
+                sq = rb[:, :, None] ** 2 + rk * rk - 2.0 * dot
+                ok = pm & (sq > 0.0)
+                rjk = jnp.where(ok, jnp.sqrt(jnp.where(ok, sq, 1.0)), 0.0)
+            angles, jks, X = {}, {}, []
+            for wk, ak, jk in cols:
+                if ak not in angles:
+                    angles[ak] = self._angle(ak, cos)
+                x = angles[ak] * W[:, :, None, wpos[wk]] * Wk[..., wpos[wk]]
+                if jk is not None:
+                    if jk not in jks:
+                        jks[jk] = self._weight(jk, rjk)
+                    x = x * jks[jk]
+                X.append(x)
+            X = jnp.stack(X, axis=1)  # [B, U, K, D]
+            q = pair_index[sb[:, :, None], sk]  # [B, K, D], −1 for empty slots
+            Q = (q[..., None] == jnp.arange(npair)) & pm[..., None]
+            Q = Q.astype(dtype) * jnp.asarray(dweight, dtype)[:, None]  # [B, K, D, n_pair]
+            out = jnp.einsum("bujd,bjdq->bqu", X, Q)
+            return out.reshape(B, npair * len(cols))
+
+        if D == 0:
+            return jnp.zeros((n, npair * len(cols)), dtype)
+        B = min(n, self._dense_block(K))
+        n_blocks = -(-n // B)
+        if n_blocks == 1:
+            return block(vd, rd, md, sd)
+        pad = n_blocks * B - n
+        padded = [jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a for a in (vd, rd, md, sd)]
+        xs = [a.reshape((n_blocks, B) + a.shape[1:]) for a in padded]
+        out = jax.lax.map(lambda t: jax.checkpoint(block)(*t), xs)
+        return out.reshape(n_blocks * B, -1)[:n]
 
     def statistics(self, graphs) -> dict[str, dict[str, list[float]]]:
         """Per-element min, max, mean and sigma of the raw functions (n2p2 ``scaling.data``).
@@ -812,4 +988,5 @@ class ACSF:
             "cutoff_type": self.cutoff_type,
             "cutoff_alpha": self.cutoff_alpha,
             "triplet_chunk": self.triplet_chunk,
+            "max_neighbors": self.max_neighbors,
         }

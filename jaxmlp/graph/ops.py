@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import jraph
 
 __all__ = [
+    "dense_slots",
     "edge_graph_index",
     "edge_vectors",
     "node_graph_index",
@@ -77,3 +78,41 @@ def sum_per_graph(values: jax.Array, graph: jraph.GraphsTuple, mask: bool = True
     return jax.ops.segment_sum(
         values, node_graph_index(graph), num_segments=graph.n_node.shape[0], indices_are_sorted=True
     )
+
+
+def dense_slots(receivers: jax.Array, inside: jax.Array, n_nodes: int, k: int) -> tuple[jax.Array, jax.Array]:
+    """Slots of a dense ``[n_nodes, k]`` neighbour layout for the edges ``inside``.
+
+    Parameters
+    ----------
+    receivers : [E] int
+        Centre of every edge; the inside edges must be grouped by centre in
+        ascending order (as every jaxmlp graph is: padding edges, which are
+        never inside, may sit anywhere).
+    inside : [E] bool
+        Edges to place (e.g. real edges shorter than the cutoff).
+    n_nodes : int
+        Number of nodes N (static).
+    k : int
+        Slots per node (static).
+
+    Returns
+    -------
+    fits : [] bool
+        True when the inside edges are grouped by ascending centre and no
+        node has more than ``k`` of them (only then is ``idx`` valid).
+    idx : [E] int
+        ``receivers[e]·k + slot`` for inside edges (slot = rank among the
+        node's inside edges), ``n_nodes·k`` (out of range: drop it when
+        scattering) for the others.
+    """
+    ins = inside.astype(jnp.int32)
+    count = jax.ops.segment_sum(ins, receivers, num_segments=n_nodes)
+    start = jnp.cumsum(count) - count
+    slot = jnp.cumsum(ins) - 1 - start[receivers]
+    r_in = jnp.where(inside, receivers, -1)
+    prev = jnp.concatenate([jnp.full((1,), -1, r_in.dtype), jax.lax.cummax(r_in)[:-1]]) if r_in.shape[0] else r_in
+    grouped = jnp.all(jnp.where(inside, receivers >= prev, True))
+    fits = grouped & (jnp.max(count, initial=0) <= k)
+    idx = jnp.where(inside, receivers * k + slot, n_nodes * k)
+    return fits, idx

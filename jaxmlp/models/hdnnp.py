@@ -107,6 +107,7 @@ def hdnnp(
     energy_scale: float = 1.0,
     normalize_nodes: bool = False,
     triplet_chunk: int = 1 << 18,
+    max_neighbors: int | None = None,
 ) -> Model:
     """Behler–Parrinello HDNNP with n2p2-compatible symmetry functions.
 
@@ -144,6 +145,12 @@ def hdnnp(
         n2p2's ``normalize_nodes``: divide pre-activations by the fan-in.
     triplet_chunk : int
         Triplet chunk size of the descriptor (memory bound).
+    max_neighbors : int, optional
+        Dense ``[atoms, max_neighbors]`` evaluation of the descriptor (faster on
+        CPU; the graph needs no triplets). Atoms with more neighbours inside the
+        cutoff make the energy NaN unless the graph has triplets (then the
+        triplet path is used); pick it with a margin, e.g.
+        :func:`jaxmlp.graph.max_degree`. See :class:`jaxmlp.descriptors.ACSF`.
 
     Returns
     -------
@@ -163,7 +170,7 @@ def hdnnp(
     if not symbols:
         raise ValueError("hdnnp needs at least one element")
     functions = [dict(f) for f in symmetry_functions]
-    acsf = ACSF(symbols, functions, cutoff_type, cutoff_alpha, triplet_chunk)
+    acsf = ACSF(symbols, functions, cutoff_type, cutoff_alpha, triplet_chunk, max_neighbors)
     missing = [s for s, n in zip(acsf.symbols, acsf.n_functions) if n == 0]
     if missing:
         raise ValueError(f"element(s) {missing} have no symmetry functions centred on them")
@@ -262,6 +269,7 @@ def hdnnp(
         energy_scale=energy_scale,
         normalize_nodes=bool(normalize_nodes),
         triplet_chunk=acsf.triplet_chunk,
+        max_neighbors=acsf.max_neighbors,
     )
     model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
                   elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf})

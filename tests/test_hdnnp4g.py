@@ -155,6 +155,8 @@ def test_save_and_load_round_trip(tmp_path):
     save_n2p2(tmp_path / "pot", model, params)
     m2, p2 = load_n2p2(tmp_path / "pot", image_range=model.config["image_range"], kspace_range=model.config["kspace_range"])
     assert m2.name == "hdnnp4g" and float(p2["hardness"]["O"]) == 7.5
+    rebuilt = jaxmlp.models.build_model(model.name, json.loads(json.dumps(model.config)))
+    assert rebuilt.config == model.config and not rebuilt.local
     ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
     for atoms in (box, _dimer()):
         e1, f1 = ef(model, params, _graph(model, atoms))

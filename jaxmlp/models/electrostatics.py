@@ -50,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -206,6 +207,7 @@ def _kp_kcut(eta, y, tol=1e-10):
     return _while(cond, body, (1.0 / eta, ones, ones))[0]
 
 
+@partial(jax.jit, static_argnames=("settings",))
 def ewald_parameters(volume, n_atoms, settings: EwaldSettings):
     """Ewald width η (Å), real-space cutoff (Å) and reciprocal cutoff (1/Å) as n2p2 chooses them.
 

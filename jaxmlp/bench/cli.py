@@ -8,7 +8,7 @@ Examples
 --------
 ``jaxmlp-bench speed``                       throughput of the models vs N
 ``jaxmlp-bench locality --structure x.xyz --calculator emt``
-``jaxmlp-bench cutoff --cutoffs 3 4 5``      accuracy/cost/force range vs R_c
+``jaxmlp-bench cutoff --cutoffs 3 4 5``      accuracy/cost/force range vs R_c (converged; --seeds N, --data FILE)
 ``jaxmlp-bench layers --layers 1 2 3``       ml-ACE accuracy/cost/range vs L
 ``jaxmlp-bench train --config run.toml``     train from a config file
 ``jaxmlp-bench validate --model m.npz --reference frames.extxyz``  MD stability, RDFs, force outliers
@@ -23,6 +23,8 @@ import sys
 from . import config, studies, validate
 from .common import CLIError
 from .factory import MODEL_KINDS
+
+PRESET_CHOICES = ["default", "small", "paper-L1", "paper-L2", "paper-L3", "paper-L4"]
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -57,6 +59,31 @@ def _positive_int(s: str) -> int:
     return v
 
 
+def _study_options(s) -> None:
+    """Data, split, convergence and seed options shared by the training studies (cutoff, layers)."""
+    d = s.add_argument_group("data and split")
+    d.add_argument("--data", help="labelled data (extxyz, n2p2 input.data, ...); default: built-in EMT Cu clusters (a demonstration)")
+    d.add_argument("--test-data", help="separate test file (then --data gives train and valid only)")
+    d.add_argument("--n-structures", type=_positive_int, default=60, help="size of the built-in data set (default: %(default)s)")
+    d.add_argument("--train-size", type=_positive_int, help="training structures (default: 70 %% of --data)")
+    d.add_argument("--valid-size", type=_positive_int, help="validation structures for early stopping (default: 15 %%)")
+    d.add_argument("--test-size", type=_positive_int, help="test structures (default: 15 %%, or all of --test-data)")
+    t = s.add_argument_group("training (converged by default)")
+    t.add_argument("--loss", default="forces", choices=["energy", "forces", "taylor"])
+    t.add_argument("--optimiser", default="auto", choices=["auto", "adam", "lbfgs"],
+                   help="auto: full-batch L-BFGS up to --lbfgs-max-atoms training atoms, else Adam with a cosine schedule")
+    t.add_argument("--lbfgs-max-atoms", type=_positive_int, default=5000, help="(default: %(default)s)")
+    t.add_argument("--epochs", type=_positive_int, default=300, help="most epochs (L-BFGS: iterations) per model (default: %(default)s)")
+    t.add_argument("--patience", type=_positive_int, default=30, help="early stopping on the validation loss (default: %(default)s)")
+    t.add_argument("--convergence-window", type=_positive_int, default=20,
+                   help="converged: validation loss gains < --convergence-rtol over this many epochs (default: %(default)s)")
+    t.add_argument("--convergence-rtol", type=_positive_float, default=1e-3, help="(default: %(default)s)")
+    t.add_argument("--time-limit", type=_positive_float, help="training seconds per model (then rows may be unconverged)")
+    t.add_argument("--learning-rate", type=_positive_float, default=3e-3, help="Adam peak rate (default: %(default)s)")
+    t.add_argument("--batch-size", type=_positive_int, default=8, help="Adam mini-batch (default: %(default)s)")
+    t.add_argument("--seeds", type=_positive_int, default=1, help="models per setting (seeds --seed … --seed+N-1); mean ± std")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jaxmlp-bench",
@@ -78,23 +105,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hessian", action="store_true", help="also time the dense (small N) and sparse Hessians")
     s.add_argument("--repeat", type=_positive_int, default=3)
 
-    s = sub.add_parser("cutoff", help="accuracy, cost and force range vs cutoff radius")
-    s.add_argument("--data", help="training data (extxyz, input.data, ...); default: built-in EMT Cu clusters")
+    s = sub.add_parser("cutoff", help="accuracy, cost and force range vs cutoff radius (converged, seeds, real data)")
     s.add_argument("--model", default="hdnnp", choices=MODEL_KINDS)
     s.add_argument("--cutoffs", nargs="+", type=_positive_float, default=[3.5, 4.5, 5.5])
-    s.add_argument("--epochs", type=_positive_int, default=30)
-    s.add_argument("--n-structures", type=_positive_int, default=60, help="size of the built-in dataset")
-    s.add_argument("--loss", default="forces", choices=["energy", "forces", "taylor"])
-    s.add_argument("--basis", default="default", choices=["default", "small"], help="ml-ACE basis preset (default: %(default)s)")
+    s.add_argument("--basis", default="default", choices=PRESET_CHOICES, help="ml-ACE basis preset (default: %(default)s)")
+    _study_options(s)
+    s.add_argument("--reference", help="reference calculator for the locality check: emt | xtb | a saved jaxmlp model; "
+                   "reports its converged fragment radius and the implied R_c = R_frag^conv / 2")
+    s.add_argument("--reference-structure", help="finite structure for that check (default: the first finite test structure)")
+    s.add_argument("--reference-radii", nargs="+", type=_positive_float, default=[2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+                   help="fragment radii in Å (default: 2 … 10)")
+    s.add_argument("--force-tolerance", type=_positive_float, default=0.125,
+                   help="||Δf|| of a converged fragment in eV/Å (default: %(default)s, Herbold & Behler)")
 
-    s = sub.add_parser("layers", help="ml-ACE accuracy, cost and force range vs number of layers")
-    s.add_argument("--data", help="training data; default: built-in EMT Cu clusters")
+    s = sub.add_parser("layers", help="ml-ACE accuracy, cost and force range vs number of layers (converged, seeds, real data)")
     s.add_argument("--layers", nargs="+", type=_positive_int, default=[1, 2])
-    s.add_argument("--basis", default="default", choices=["default", "small"],
-                   help="ml-ACE basis preset: default (252 invariants/layer) or small (32; fast) (default: %(default)s)")
+    s.add_argument("--basis", default="default", choices=PRESET_CHOICES,
+                   help="ml-ACE basis preset: default (252 invariants/layer), small (32; fast), paper-L<L> (default: %(default)s)")
     s.add_argument("--cutoff", type=_positive_float, default=4.0)
-    s.add_argument("--epochs", type=_positive_int, default=30)
-    s.add_argument("--n-structures", type=_positive_int, default=60)
+    _study_options(s)
 
     s = sub.add_parser("locality", help="Hessian locality analysis of one structure")
     s.add_argument("--structure", help="structure file (any format ASE reads); default: a built-in alkane")
@@ -127,6 +156,8 @@ def main(argv=None) -> int:
         parser.exit(2, f"jaxmlp-bench: error: {exc}\n")
     except (ValueError, FileNotFoundError) as exc:  # the library's messages for bad input
         parser.exit(2, f"jaxmlp-bench: error: {type(exc).__name__}: {exc}\n")
+    for line in result.get("summary", []):
+        print(line)
     for path in result.get("files", []):
         print(f"wrote {path}")
     return 0

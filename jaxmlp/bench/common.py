@@ -66,6 +66,41 @@ def plot_xy(path, series: dict[str, tuple[Sequence, Sequence]], xlabel: str, yla
         plt.close(fig)
 
 
+def plot_errorbars(path, x: Sequence, y: Sequence, yerr: Sequence, converged: Sequence[bool], xlabel: str, ylabel: str,
+                   title: str = "", vline: tuple[float, str] | None = None):
+    """Mean ± standard deviation per setting saved to ``path`` (PNG).
+
+    Converged settings are filled markers; unconverged ones are hollow and
+    annotated "not converged".  ``vline = (x, label)`` draws a dashed
+    vertical line (e.g. the cutoff a reference's locality implies).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not len(x) == len(y) == len(yerr) == len(converged):
+        raise ValueError(f"x, y, yerr and converged differ in length: {len(x)}, {len(y)}, {len(yerr)}, {len(converged)}")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    ax.plot(x, y, "-", color="C0", alpha=0.5)
+    for xi, yi, ei, ok in zip(x, y, yerr, converged):
+        ax.errorbar([xi], [yi], yerr=[ei], fmt="o", color="C0", mfc="C0" if ok else "white", capsize=3)
+        if not ok:
+            ax.annotate("not converged", (xi, yi), textcoords="offset points", xytext=(4, 6), fontsize=7, color="C3")
+    if vline is not None:
+        ax.axvline(vline[0], ls="--", color="C2", label=vline[1])
+        ax.legend(fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=120), binary=True, make_parents=True)
+    finally:
+        plt.close(fig)
+
+
 def time_call(fn: Callable[[], Any], repeat: int = 3, min_time: float = 0.0) -> float:
     """Best wall time (s) of ``fn()`` after one warm-up call (compilation).
 

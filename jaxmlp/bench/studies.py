@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 
 from ..utils import cast_floats, write_json
-from .common import CLIError, load_structures, plot_xy, time_call, write_csv
+from .common import CLIError, load_structures, plot_errorbars, plot_xy, time_call, write_csv
 from .factory import (
     PAIR_PARAMETERS,
     cu_cell,
@@ -25,7 +25,7 @@ from .factory import (
     scalar_metrics,
 )
 
-__all__ = ["run_cutoff", "run_layers", "run_locality", "run_speed"]
+__all__ = ["run_cutoff", "run_layers", "run_locality", "run_speed", "study_config", "aggregate", "reference_locality", "DEMO_NOTE"]
 
 
 def _graph(model, atoms, dtype=np.float64):
@@ -191,13 +191,51 @@ def _fragment_series(atoms, H, calc, model_params, args):
 
 
 # ---------------------------------------------------------------- training-based studies
-def _train(model, train_set, valid_set, epochs, loss, seed, progress):
+#: Built-in default data of the training studies: a demonstration, not a converged benchmark.
+DEMO_NOTE = ("demonstration on the built-in EMT Cu clusters (about a minute); pass --data FILE "
+             "(extxyz or n2p2 input.data) for a study on real data")
+
+
+def study_config(args, train_set, seed: int):
+    """The :class:`~jaxmlp.training.TrainConfig` a study row trains with.
+
+    ``--optimiser auto`` picks full-batch L-BFGS (``optax.lbfgs`` with its
+    zoom line search, one iteration per epoch on the whole training split)
+    when the training split has at most ``--lbfgs-max-atoms`` atoms, and
+    Adam with a cosine learning-rate schedule (``--learning-rate`` peak,
+    ``--batch-size``) otherwise.  Both stop when the validation loss is flat
+    (``--convergence-window`` epochs, ``--convergence-rtol``), after
+    ``--patience`` epochs without improvement, at ``--epochs`` or after
+    ``--time-limit`` seconds; the best-validation parameters are kept.
+    """
     from jaxmlp import training
 
-    cfg = training.TrainConfig(loss=loss, epochs=epochs, seed=seed, progress=progress)
+    n_atoms = int(np.sum(train_set.n_atoms))
+    optimiser = args.optimiser
+    if optimiser == "auto":
+        optimiser = "lbfgs" if n_atoms <= args.lbfgs_max_atoms else "adam"
+    common = dict(loss=args.loss, epochs=args.epochs, seed=seed, patience=args.patience,
+                  convergence_window=args.convergence_window, convergence_rtol=args.convergence_rtol,
+                  time_limit=args.time_limit, progress=not args.no_progress)
+    if optimiser == "lbfgs":
+        return training.TrainConfig(optimiser="lbfgs", batch_size=len(train_set), shuffle=False, **common)
+    return training.TrainConfig(optimiser="adam", learning_rate=args.learning_rate, schedule="cosine",
+                                batch_size=min(args.batch_size, len(train_set)), **common)
+
+
+def _train(model, train_set, valid_set, args, seed):
+    """Train one model; return params and the row fields of the run (epochs, time, convergence)."""
+    from jaxmlp import training
+
+    cfg = study_config(args, train_set, seed)
     t0 = time.perf_counter()
     params, history = training.train(model, train_set, valid_set, cfg)
-    return params, history, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    last = history[-1]
+    info = {"seed": seed, "optimiser": cfg.optimiser, "epochs": len(history), "train_seconds": seconds,
+            "converged": bool(last.get("converged", False)), "stop": last.get("stop", "max_epochs"),
+            "best_valid_loss": min(h["valid_loss"] for h in history)}
+    return params, info
 
 
 def _cost_per_atom(model, params, dataset):
@@ -221,44 +259,209 @@ def _model_force_range(model, params, dataset):
 
 
 def _dataset_and_split(args):
+    """(all data, train, valid, test, split record) from ``--data``/``--test-data`` or the built-in demonstration set.
+
+    Sizes: ``--train-size/--valid-size/--test-size`` structures (a
+    ``--seed`` permutation of the file), or a 70/15/15 split by default.
+    With ``--test-data`` the test structures come from that file (its
+    first ``--test-size`` frames, or all) and the sizes split ``--data``
+    into train and valid only.
+    """
     ds = load_structures(args.data, "cu_clusters_emt", args.n_structures, args.seed)
-    parts = ds.split((0.7, 0.15, 0.15), seed=args.seed)
+    test_file = getattr(args, "test_data", None)
+    sizes = (args.train_size, args.valid_size, args.test_size)
+    record = {"source": args.data or "built-in cu_clusters_emt", "seed": args.seed, "test_source": test_file}
+    if test_file is not None:
+        test_all = load_structures(test_file, "cu_clusters_emt", 1, args.seed)
+        n_te = len(test_all) if args.test_size is None else min(args.test_size, len(test_all))
+        test = test_all[:n_te] if n_te < len(test_all) else test_all
+        n_tr = args.train_size if args.train_size is not None else round(0.85 * len(ds))
+        n_va = args.valid_size if args.valid_size is not None else len(ds) - n_tr
+        if n_tr + n_va > len(ds):
+            raise CLIError(f"--train-size {n_tr} + --valid-size {n_va} exceed the {len(ds)} structures of {args.data}")
+        train, valid = ds.split((n_tr / len(ds), n_va / len(ds)), seed=args.seed)
+    elif any(v is not None for v in sizes):
+        n_tr = args.train_size if args.train_size is not None else round(0.7 * len(ds))
+        n_va = args.valid_size if args.valid_size is not None else round(0.15 * len(ds))
+        n_te = args.test_size if args.test_size is not None else len(ds) - n_tr - n_va
+        if n_tr + n_va + n_te > len(ds) or n_te < 1:
+            raise CLIError(f"sizes train {n_tr} + valid {n_va} + test {n_te} do not fit the {len(ds)} structures")
+        train, valid, test = ds.split((n_tr / len(ds), n_va / len(ds), n_te / len(ds)), seed=args.seed)
+    else:
+        train, valid, test = ds.split((0.7, 0.15, 0.15), seed=args.seed)
+    parts = (train, valid, test)
     if min(len(p) for p in parts) == 0:
-        raise CLIError(f"{len(ds)} structures are too few for a 70/15/15 train/valid/test split "
+        raise CLIError(f"{len(ds)} structures are too few for a train/valid/test split "
                        f"(sizes {[len(p) for p in parts]}); use more structures")
-    return (ds, *parts)
+    record.update(sizes=[len(p) for p in parts], demonstration=args.data is None)
+    if args.data is None:
+        record["note"] = DEMO_NOTE
+    return ds, train, valid, test, record
+
+
+def aggregate(runs, key: str):
+    """Mean ± sample standard deviation over seeds of every numeric field, grouped by ``key``.
+
+    Returns one row per value of ``key`` (sorted): each numeric field ``x``
+    of the runs becomes ``x`` (mean) and ``x_std`` (standard deviation with
+    ``ddof=1``; 0 for one seed), ``n_seeds``, ``converged`` (all seeds
+    converged) and ``n_converged``.
+    """
+    rows = []
+    for value in sorted({r[key] for r in runs}):
+        group = [r for r in runs if r[key] == value]
+        row = {key: value, "n_seeds": len(group)}
+        for k in group[0]:
+            if k in (key, "seed", "converged") or isinstance(group[0][k], (bool, str)) or group[0][k] is None:
+                continue
+            vals = np.asarray([g[k] for g in group], float)
+            row[k] = float(vals.mean())
+            row[f"{k}_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
+        row["converged"] = all(g["converged"] for g in group)
+        row["n_converged"] = sum(g["converged"] for g in group)
+        row["optimiser"] = group[0]["optimiser"]
+        row["stops"] = sorted({g["stop"] for g in group})
+        rows.append(row)
+    return rows
+
+
+def _summary(rows, key, unit):
+    """Terminal lines of a study: one per setting, unconverged ones flagged."""
+    lines = [f"{key:>9} {'force MAE (eV/Å)':>22} {'energy MAE (eV/atom)':>24} {'epochs':>7}  converged"]
+    for r in rows:
+        flag = "yes" if r["converged"] else f"NO ({r['n_converged']}/{r['n_seeds']} seeds; UNCONVERGED)"
+        lines.append(f"{r[key]:>7g}{unit} {r['force_mae']:>12.4g} ± {r['force_mae_std']:<8.2g} "
+                     f"{r['energy_mae']:>13.4g} ± {r['energy_mae_std']:<8.2g} {r['epochs']:>7.0f}  {flag}")
+    return lines
+
+
+def _seeds(args):
+    return [args.seed + k for k in range(args.seeds)]
+
+
+def reference_locality(args, test):
+    """The reference's converged fragment radius and the cutoff it implies (Herbold & Behler 2023).
+
+    The structure is ``--reference-structure`` (default: the first finite
+    test structure); the fragment series of its most central heavy atom
+    (:func:`jaxmlp.analysis.fragments.fragment_series` with the
+    ``--reference`` calculator, radii ``--reference-radii``) gives
+    ``||Δf||`` per radius.  ``R_frag^conv`` is the smallest radius from
+    which every larger fragment has ``||Δf|| ≤ --force-tolerance``
+    (0.125 eV/Å in the paper) and the implied cutoff is ``½·R_frag^conv``.
+    Returns None without ``--reference``; a dict with a ``note`` when no
+    finite structure is available or no fragment converges.
+    """
+    if getattr(args, "reference", None) is None:
+        return None
+    from jaxmlp.analysis.fragments import fragment_series
+
+    if args.reference_structure is not None:
+        from ase.io import read
+
+        try:
+            atoms = read(args.reference_structure)
+        except Exception as exc:  # ASE raises many types for unreadable files
+            raise CLIError(f"cannot read --reference-structure {args.reference_structure}: {exc}") from exc
+        source = args.reference_structure
+    else:
+        finite = [a for a in test if not np.any(a.pbc)]
+        if not finite:
+            return {"reference": args.reference, "note": "the test structures are periodic; fragment series need a finite "
+                    "structure: pass --reference-structure (a cluster cut from the bulk)"}
+        atoms, source = finite[0].copy(), "first test structure"
+    calc, model_params = reference_calculator(args.reference, atoms)
+    if model_params is not None:
+        import jaxmlp
+
+        calc = jaxmlp.Calculator(*model_params)
+    heavy = np.flatnonzero(atoms.numbers > 1)
+    heavy = heavy if len(heavy) else np.arange(len(atoms))
+    com = atoms.positions[heavy].mean(0)
+    center = int(heavy[int(np.argmin(np.linalg.norm(atoms.positions[heavy] - com, axis=1)))])
+    series = fragment_series(atoms, calc, center, radii=sorted(args.reference_radii), delta=0.0025)
+    rows = sorted(({"radius": r["radius"], "n_atoms": r["n_atoms"], "delta_f_norm": r["delta_f_norm"]} for r in series.rows),
+                  key=lambda r: r["radius"])
+    tol = args.force_tolerance
+    r_conv = None
+    for k in range(len(rows)):
+        if all(x["delta_f_norm"] <= tol for x in rows[k:]):
+            r_conv = rows[k]["radius"]
+            break
+    out = {"reference": args.reference, "structure": source, "n_atoms": len(atoms), "center": center, "force_tolerance": tol,
+           "series": rows, "R_frag_conv": r_conv, "implied_cutoff": None if r_conv is None else 0.5 * r_conv}
+    if not rows:
+        out["note"] = "no radius gives a fragment smaller than the structure: use larger --reference-radii or a larger structure"
+    elif r_conv is None:
+        out["note"] = f"no fragment reaches ||Δf|| <= {tol} eV/Å: use larger radii"
+    elif r_conv == rows[0]["radius"]:
+        out["note"] = "already the smallest fragment is within tolerance: R_frag_conv is an upper bound (use smaller radii)"
+    return out
+
+
+def _study_files(out, name, result, rows, runs, key, xlabel, title, vline=None):
+    files = [write_json(out / f"{name}.json", result), write_csv(out / f"{name}.csv", rows),
+             write_csv(out / f"{name}_runs.csv", runs)]
+    files.append(plot_errorbars(out / f"{name}.png", [r[key] for r in rows], [r["force_mae"] for r in rows],
+                                [r["force_mae_std"] for r in rows], [r["converged"] for r in rows], xlabel, "force MAE (eV/Å)",
+                                title, vline=vline))
+    return files
 
 
 def run_cutoff(args, out: pathlib.Path) -> dict:
-    """Test errors (E/F), cost and force range of a model trained at each cutoff."""
+    """Test errors (E/F, mean ± std over ``--seeds``), cost, force range and convergence of a model trained at each cutoff."""
     from tqdm.auto import tqdm
 
-    ds, train, valid, test = _dataset_and_split(args)
-    rows = []
-    for rc in tqdm(sorted(args.cutoffs), desc="cutoffs", disable=args.no_progress):
+    ds, train, valid, test, split = _dataset_and_split(args)
+    runs = []
+    jobs = [(rc, s) for rc in sorted(args.cutoffs) for s in _seeds(args)]
+    for rc, seed in tqdm(jobs, desc="cutoffs × seeds", disable=args.no_progress):
         model = make_model(args.model, ds.elements, rc, dataset=train, basis=args.basis)
-        params, _, t_train = _train(model, train, valid, args.epochs, args.loss, args.seed, not args.no_progress)
-        rows.append({"cutoff": rc, "train_seconds": t_train, **scalar_metrics(model, params, test),
+        params, info = _train(model, train, valid, args, seed)
+        runs.append({"cutoff": rc, **info, **scalar_metrics(model, params, test),
                      "seconds_per_atom": _cost_per_atom(model, params, test), **_model_force_range(model, params, test)})
-    files = [write_json(out / "cutoff.json", {"study": "cutoff", "model": args.model, "rows": rows}), write_csv(out / "cutoff.csv", rows)]
-    files.append(plot_xy(out / "cutoff.png", {"force_mae": ([r["cutoff"] for r in rows], [r["force_mae"] for r in rows])},
-                         "cutoff R_c (Å)", "force MAE (eV/Å)", f"{args.model}: accuracy vs cutoff"))
-    return {"rows": rows, "files": files}
+    rows = aggregate(runs, "cutoff")
+    result = {"study": "cutoff", "model": args.model, "split": split, "training": _training_record(args),
+              "rows": rows, "runs": runs, "reference_locality": reference_locality(args, test)}
+    if not all(r["converged"] for r in rows):
+        result["warning"] = "some rows did not converge (converged: false): their errors are upper bounds, not converged values"
+    loc = result["reference_locality"]
+    vline = None if not loc or loc.get("implied_cutoff") is None else (loc["implied_cutoff"], "reference ½·R_frag^conv")
+    files = _study_files(out, "cutoff", result, rows, runs, "cutoff", "cutoff R_c (Å)", f"{args.model}: accuracy vs cutoff", vline)
+    summary = _summary(rows, "cutoff", "Å")
+    if loc is not None:
+        summary.append(f"reference {loc['reference']}: R_frag^conv = {loc.get('R_frag_conv')} Å, implied R_c = "
+                       f"{loc.get('implied_cutoff')} Å" + (f" ({loc['note']})" if "note" in loc else ""))
+    if split.get("demonstration"):
+        summary.append(f"note: {DEMO_NOTE}")
+    return {"rows": rows, "files": files, "summary": summary}
 
 
 def run_layers(args, out: pathlib.Path) -> dict:
-    """ml-ACE test errors, cost and measured force range vs number of layers."""
+    """ml-ACE test errors (mean ± std over ``--seeds``), cost, measured force range and convergence vs number of layers."""
     from tqdm.auto import tqdm
 
-    ds, train, valid, test = _dataset_and_split(args)
-    rows = []
-    for L in tqdm(sorted(args.layers), desc="layers", disable=args.no_progress):
+    ds, train, valid, test, split = _dataset_and_split(args)
+    runs = []
+    jobs = [(L, s) for L in sorted(args.layers) for s in _seeds(args)]
+    for L, seed in tqdm(jobs, desc="layers × seeds", disable=args.no_progress):
         model = make_model("mlace", ds.elements, args.cutoff, n_layers=L, dataset=train, basis=args.basis)
-        params, _, t_train = _train(model, train, valid, args.epochs, "forces", args.seed, not args.no_progress)
-        rows.append({"n_layers": L, "cutoff": args.cutoff, "2LRc": 2 * L * args.cutoff, "train_seconds": t_train,
+        params, info = _train(model, train, valid, args, seed)
+        runs.append({"n_layers": L, "cutoff": args.cutoff, "2LRc": 2 * L * args.cutoff, **info,
                      **scalar_metrics(model, params, test), "seconds_per_atom": _cost_per_atom(model, params, test),
                      **_model_force_range(model, params, test)})
-    files = [write_json(out / "layers.json", {"study": "layers", "rows": rows}), write_csv(out / "layers.csv", rows)]
-    files.append(plot_xy(out / "layers.png", {"force_mae": ([r["n_layers"] for r in rows], [r["force_mae"] for r in rows])},
-                         "ml-ACE layers L", "force MAE (eV/Å)", "ml-ACE: accuracy vs layers"))
-    return {"rows": rows, "files": files}
+    rows = aggregate(runs, "n_layers")
+    result = {"study": "layers", "split": split, "training": _training_record(args), "rows": rows, "runs": runs}
+    if not all(r["converged"] for r in rows):
+        result["warning"] = "some rows did not converge (converged: false): their errors are upper bounds, not converged values"
+    files = _study_files(out, "layers", result, rows, runs, "n_layers", "ml-ACE layers L", "ml-ACE: accuracy vs layers")
+    summary = _summary(rows, "n_layers", "")
+    if split.get("demonstration"):
+        summary.append(f"note: {DEMO_NOTE}")
+    return {"rows": rows, "files": files, "summary": summary}
+
+
+def _training_record(args) -> dict:
+    keys = ("loss", "optimiser", "lbfgs_max_atoms", "epochs", "patience", "convergence_window", "convergence_rtol",
+            "time_limit", "learning_rate", "batch_size", "seeds", "seed")
+    return {k: getattr(args, k) for k in keys if hasattr(args, k)}

@@ -225,6 +225,7 @@ def ewald_parameters(volume, n_atoms, settings: EwaldSettings):
     """
     V = jax.lax.stop_gradient(jnp.asarray(volume))
     N = jax.lax.stop_gradient(jnp.asarray(n_atoms, V.dtype))
+    tol = 1e-10 if V.dtype == jnp.float64 else 1e-5  # n2p2's 1e-10; float32 cannot resolve it
     prec, qmax, fpe = settings.precision, settings.max_charge, 1.0 / settings.estimate_coulomb
     if settings.method == "jackson_catlow":
         eta = V ** (1.0 / 3.0) / math.sqrt(2.0 * math.pi)
@@ -236,17 +237,17 @@ def ewald_parameters(volume, n_atoms, settings: EwaldSettings):
         x = jnp.sqrt(rc / 2) * prec / C
         eta = rc / jnp.sqrt(-2 * jnp.log(jnp.where(x < 1, x, 0.5)))
         eta = jnp.where(x < 1, eta, jnp.nan)  # n2p2: "bad Ewald precision settings"
-        return eta, rc, _kp_kcut(eta, eta * prec / (math.sqrt(2) * C))
+        return eta, rc, _kp_kcut(eta, eta * prec / (math.sqrt(2) * C), tol)
     C = 2**0.75 * qmax**2 * jnp.sqrt(N / V) / fpe
     eta0 = (1 / _TR_OVER_TK * V**2 / (2 * math.pi) ** 3) ** (1.0 / 6.0)
 
     def cond(st):
-        return jnp.any(st[2] > 1e-10)
+        return jnp.any(st[2] > tol)
 
     def body(st):
         eta, s, rel = st
-        todo = rel > 1e-10
-        s_new = _kp_s(s, prec / C * jnp.sqrt(eta / 2))
+        todo = rel > tol
+        s_new = _kp_s(s, prec / C * jnp.sqrt(eta / 2), tol)
         eta_new = eta0 * (1 + 1 / (2 * s_new**2)) ** (1.0 / 6.0)
         rel_new = jnp.abs(eta - eta_new) / eta_new
         return (jnp.where(todo, eta_new, eta), jnp.where(todo, s_new, s), jnp.where(todo, rel_new, rel))

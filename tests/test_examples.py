@@ -134,3 +134,11 @@ def test_locality_study_full_matches_paper_fragments(tmp_path):
     assert res["summary"]["QPO"]["gamma_sigma_min"] is None  # every QPO fragment within 0.15 eV/Å, as in the paper
     for k in ("HD", "HDOE", "QPP"):
         assert 0.2 < res["summary"][k]["gamma_sigma_min"] < 0.6
+
+
+def test_train_4g_water_smoke(shared_dir):
+    """The 4G example's two stages: stage 1 lowers the test charge error, stage 2 trains the short-range part."""
+    data = shared_dir / "n2p2" / "configuration-sets" / "input.data.H2O_RPBE-D3"
+    res = _load("train_4g_water").main(n_structures=2, epochs_charges=2, epochs_short=1, data=data)
+    assert res["test_charge_rmse_e"]["after_stage_1"] < res["test_charge_rmse_e"]["initial"]
+    assert np.isfinite(res["stage2_train_loss"]).all()

@@ -45,9 +45,10 @@ def test_reproduces_n2p2(shared_dir, name):
     assert np.abs(f_file - f_ref).max() <= 1e-12 * max(1.0, np.abs(f_ref).max())
 
 
-def test_4g_potential_is_refused(shared_dir):
-    with pytest.raises(ValueError, match="4G-HDNNP .*not supported yet"):
-        load_n2p2(shared_dir / "n2p2" / "H2O_RPBE-D3_4G", Bohr, Hartree)
+def test_4g_potential_loads_as_nonlocal_model(shared_dir):
+    """n2p2 4G potentials load as the 4G-HDNNP (agreement with nnp-predict is in test_hdnnp4g.py); they are not local."""
+    model, _ = load_n2p2(shared_dir / "n2p2" / "H2O_RPBE-D3_4G", Bohr, Hartree)
+    assert model.name == "hdnnp4g" and not model.local and model.interaction_range == float("inf")
 
 
 def test_export_round_trip(shared_dir, tmp_path):

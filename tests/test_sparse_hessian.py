@@ -78,7 +78,8 @@ def test_sparse_equals_dense_mlace_two_layers():
         jaxmlp.sparse_hessian(model, params, g, method="environment")
 
 
-def test_sparse_hdnnp_periodic_small_cell():
+@pytest.mark.parametrize("budget", [150_000, 1_000])
+def test_sparse_hdnnp_periodic_small_cell(budget):
     from jaxmlp.descriptors import angular_set, radial_grid
 
     sf = radial_grid(["Cu"], 3.5, 3) + angular_set(["Cu"], 3.5, etas=(0.0,), zetas=(1.0, 2.0))
@@ -88,9 +89,22 @@ def test_sparse_hdnnp_periodic_small_cell():
     g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=True)
     params = model.init(jax.random.PRNGKey(1), g)
     H = _dense(model, params, g)
-    S = jaxmlp.sparse_hessian(model, params, g)
+    # 150,000: several stars per call, all 3K columns at once; 1,000: one star per call, its columns in blocks
+    S = jaxmlp.sparse_hessian(model, params, g, batch_budget=budget)
     assert S.method == "environment"
     assert np.abs(S.to_dense() - H).max() < 1e-10 * max(1.0, np.abs(H).max())
+
+
+def test_sparse_environment_batching_does_not_change_blocks():
+    """One star per call with its columns split into blocks == every star in one call (LJ, small periodic cell)."""
+    atoms = CASES["small-cell"]
+    params = LJ.init(None)
+    g = jaxmlp.atoms_to_graph(atoms, LJ.cutoff)
+    one_call = jaxmlp.sparse_hessian(LJ, params, g, method="environment", batch_budget=10**9)
+    split = jaxmlp.sparse_hessian(LJ, params, g, method="environment", batch_budget=100)
+    assert np.array_equal(one_call.pairs, split.pairs)
+    assert np.abs(one_call.blocks - split.blocks).max() < 1e-12 * np.abs(one_call.blocks).max()
+    assert split.n_hvp > one_call.n_hvp  # one call per star: more (smaller) Hessian-vector products
 
 
 def test_hessian_pairs_and_block_access():

@@ -824,11 +824,19 @@ class ACSF:
                 out.append((("c", core, asym, rl, rc), ("a", core, al, ar), None))
         return out
 
-    def _weight(self, key, r):
+    def _weight(self, key, r, fc_cache=None):
+        """Edge weight of :meth:`_dense_column_keys` ``key`` at distances ``r``; ``fc_cache``
+        (a dict) shares ``f_c(r)`` between keys of one cutoff radius."""
         if key[0] == "g":
             _, eta, rs, rc = key
             d = r - rs if rs != 0.0 else r
-            return jnp.exp(-eta * d * d) * self._fc(r, rc)
+            if fc_cache is None:
+                fc = self._fc(r, rc)
+            else:
+                if rc not in fc_cache:
+                    fc_cache[rc] = self._fc(r, rc)
+                fc = fc_cache[rc]
+            return jnp.exp(-eta * d * d) * fc
         _, core, asym, rl, rc = key
         return compact_function(r, rl, rc, core, asym)
 
@@ -912,7 +920,8 @@ class ACSF:
             pm = mb[:, :, None] & mk
             den = jnp.where(pm, rb[:, :, None] * rk, 1.0)
             cos = jnp.where(pm, dot / den, 0.0)
-            W = jnp.stack([jnp.where(mb, self._weight(k, rb), 0.0) for k in wkeys], axis=-1)  # [B, K, P]
+            fc_edge, fc_jk = {}, {}
+            W = jnp.stack([jnp.where(mb, self._weight(k, rb, fc_edge), 0.0) for k in wkeys], axis=-1)  # [B, K, P]
             Wk = circ(bc(W))  # [B, K, D, P]
             if any_narrow:
                 sq = rb[:, :, None] ** 2 + rk * rk - 2.0 * dot
@@ -925,7 +934,7 @@ class ACSF:
                 x = angles[ak] * W[:, :, None, wpos[wk]] * Wk[..., wpos[wk]]
                 if jk is not None:
                     if jk not in jks:
-                        jks[jk] = self._weight(jk, rjk)
+                        jks[jk] = self._weight(jk, rjk, fc_jk)
                     x = x * jks[jk]
                 X.append(x)
             X = jnp.stack(X, axis=1)  # [B, U, K, D]

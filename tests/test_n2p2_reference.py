@@ -45,6 +45,21 @@ def test_reproduces_n2p2(shared_dir, name):
     assert np.abs(f_file - f_ref).max() <= 1e-12 * max(1.0, np.abs(f_ref).max())
 
 
+def test_dense_layout_import_reproduces_n2p2(shared_dir):
+    """load_n2p2(max_neighbors=K): the dense ACSF layout gives n2p2's energy and forces too (no triplets needed)."""
+    name = "DMABN_SCAN"
+    ref = json.loads((shared_dir / "n2p2" / "reference.json").read_text())[name]
+    L, U = UNITS[name]
+    atoms = _read_structure(shared_dir / "n2p2" / name / "input.data", L)
+    model, params = load_n2p2(shared_dir / "n2p2" / name, L, U, max_neighbors=len(atoms))
+    assert not model.needs_triplets
+    e, f = _predict(model, params, atoms)
+    assert abs(e / U - ref["energy"]) <= 1e-12 * abs(ref["energy"])
+    assert np.abs(f / (U / L) - np.array(ref["forces"])).max() <= 1e-12 * max(1.0, np.abs(ref["forces"]).max())
+    with pytest.raises(ValueError, match="max_neighbors"):
+        load_n2p2(shared_dir / "n2p2" / "H2O_RPBE-D3_4G", Bohr, Hartree, max_neighbors=8)
+
+
 def test_4g_potential_loads_as_nonlocal_model(shared_dir):
     """n2p2 4G potentials load as the 4G-HDNNP (agreement with nnp-predict is in test_hdnnp4g.py); they are not local."""
     model, _ = load_n2p2(shared_dir / "n2p2" / "H2O_RPBE-D3_4G", Bohr, Hartree)

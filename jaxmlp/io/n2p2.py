@@ -400,7 +400,7 @@ def _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alph
 
 
 def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, image_range=(2, 2, 2),
-              kspace_range=(3, 3, 3)):
+              kspace_range=(3, 3, 3), max_neighbors: int | None = None):
     """Load an n2p2 2G-HDNNP (``hdnnp``) or 4G-HDNNP (``hdnnp4g``) as a jaxmlp model working in Å and eV.
 
     Parameters
@@ -416,6 +416,11 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, 
         4G only: static Ewald grids of the model (see
         :func:`jaxmlp.models.hdnnp4g`; they must reach the Ewald cutoffs of
         the periodic structures to be evaluated).
+    max_neighbors : int or None
+        2G only: the dense neighbour layout of :func:`jaxmlp.models.hdnnp`
+        (``K`` slots per atom, e.g. :func:`jaxmlp.graph.max_degree` of the
+        structures; faster, and graphs need no triplets). ``None``: the
+        triplet list.
 
     Returns
     -------
@@ -554,6 +559,8 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, 
     scaling = {"mode": mode, "smin": smin, "smax": smax, "stats": stats}
 
     if gen == 4:
+        if max_neighbors is not None:
+            raise ValueError("load_n2p2: max_neighbors (the dense ACSF layout) is not available for 4G-HDNNPs")
         return _load_4g(d, s, nn_path, symbols, sorted_fns, hidden, acts, cutoff_type, alpha, scaling, atom_energy,
                         "normalize_nodes" in s, L, U, image_range, kspace_range)
     model = hdnnp(
@@ -568,6 +575,7 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, 
         e0={e: U * (mean_energy + atom_energy[e]) for e in symbols},
         energy_scale=U / conv_energy,
         normalize_nodes="normalize_nodes" in s,
+        max_neighbors=max_neighbors,
     )
 
     dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32

@@ -265,7 +265,8 @@ if __name__ == "__main__":
             "target_met_wall": None if not at_10k else bool(at_10k[0]["seconds"] < 120.0),
             "cpu_bound_10000_atoms_s": None if not at_10k else {
                 "one_core": at_10k[0]["cpu_seconds"], "two_cores_ideal": at_10k[0]["cpu_seconds"] / 2,
-                "reading": "process CPU time of the call (measured under load): the wall time of an idle machine is about this on one core and half of it with both cores busy"},
+                "reading": "process CPU time of the call (measured under load): the wall time of an idle machine is "
+                           "about this on one core and half of it with both cores busy"},
             "extrapolated_10000_atoms_s": None if largest is None else largest["seconds"] * 10000 / largest["n_atoms"],
             "extrapolation": "linear in N from the largest measured cell (the sparse Hessian is O(N))",
         }

@@ -21,8 +21,10 @@ a cost that grows linearly with the number of atoms.  Two exact algorithms:
     (``batch_budget``: about one 40-neighbour star, its columns split into
     blocks when they do not fit) because cache-resident intermediates made
     a star 2–2.5× cheaper than batches of ~16 stars; every call has the same
-    padded shape (one compilation), and calls alternate between two block
-    accumulators so consecutive calls do not depend on each other.
+    padded shape (one compilation), and two threads with a block
+    accumulator each share the stars, so their calls do not depend on each
+    other and can run on two cores at once (XLA releases the GIL; the gain
+    was not measurable on the loaded development machine).
 ``"colouring"`` (any model, e.g. ``n_layers > 1``)
     Atoms are coloured such that two atoms of one colour never have a row in
     common (every image farther than ``2 × 2·L·R_c`` apart).  One
@@ -425,11 +427,9 @@ def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
 
     keys = pairs[:, 0].astype(np.int64) * n + pairs[:, 1]
     dtype = np.asarray(g.nodes["positions"]).dtype
-    # two accumulators, used in turn: consecutive calls do not depend on each other, so
-    # asynchronous dispatch can run them concurrently on a multi-core CPU
-    accs = [jnp.zeros((P + 1, 3, 3), dtype) for _ in range(2 if len(chunks) * len(dir_blocks) > 1 else 1)]
-    n_hvp, call = 0, 0
-    for a, b in _progress(chunks, progress, len(chunks), "sparse Hessian (environments)"):
+    n_workers = 2 if len(chunks) > 1 else 1
+
+    def prepare(a, b):
         centres = np.arange(a, b)
         multi, node_off, parent, slot = _star_batch(g, vec, centres, estart, deg, triplets)
         batch = batch_graphs([multi], buckets)
@@ -452,13 +452,39 @@ def _environment_blocks(model, params, g, pairs, vec, batch_budget, progress):
         idx = np.where(ok, idx, P)
         if np.any(ok) and not np.all(keys[np.minimum(idx[ok], P - 1)] == pk[ok]):  # pragma: no cover - invariant
             raise RuntimeError("internal error: a star pair is missing from the pair list")
-        batch, is_centre, slot_full = jax.device_put((batch, is_centre, slot_full))
-        node_index, idx = jnp.asarray(node_index), jnp.asarray(idx)
-        for dirs in dir_blocks:
-            k = call % len(accs)
-            accs[k] = _star_step(model, params, batch, is_centre, slot_full, accs[k], node_index, idx, jnp.asarray(dirs))
-            call += 1
-        n_hvp += n_dir
+        return jax.device_put((batch, is_centre, slot_full, node_index, idx))
+
+    import threading
+
+    bar = _progress(range(len(chunks)), progress, len(chunks), "sparse Hessian (environments)")
+    ticks = iter(bar) if progress else None
+    tick_lock = threading.Lock()
+
+    def work(w):
+        # worker w owns the chunks w, w + n_workers, ... and its own accumulator: the workers'
+        # calls do not depend on each other, and XLA releases the GIL while one runs
+        acc = jnp.zeros((P + 1, 3, 3), dtype)
+        for a, b in chunks[w::n_workers]:
+            batch, is_centre, slot_full, node_index, idx = prepare(a, b)
+            for dirs in dir_blocks:
+                acc = _star_step(model, params, batch, is_centre, slot_full, acc, node_index, idx, jnp.asarray(dirs))
+            acc.block_until_ready()  # bounds the queue of pending calls
+            if ticks is not None:
+                with tick_lock:
+                    next(ticks, None)
+        return acc
+
+    if n_workers == 1:
+        accs = [work(0)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_workers) as pool:
+            accs = list(pool.map(work, range(n_workers)))
+    if ticks is not None:
+        for _ in ticks:  # closes the bar
+            pass
+    n_hvp = len(chunks) * len(dir_blocks) * D
     blocks = np.array(accs[0][:P])
     for extra in accs[1:]:
         blocks += np.asarray(extra[:P])

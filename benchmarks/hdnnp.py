@@ -15,7 +15,9 @@ Systems
 
 jaxmlp evaluates the descriptor in the dense ``[atoms, K]`` layout by default
 (``max_neighbors`` = :func:`jaxmlp.graph.max_degree` of the structure, graph
-without triplets; ``--layout triplets`` for the triplet list).
+without triplets; ``--layout triplets`` for the triplet list, which is pruned
+by the model's ``extras["triplet_filter"]`` as n2p2 prunes: only triplets
+that can contribute; ``--layout both`` runs each case in both layouts).
 
 Every (system, dtype) runs in its own process pinned to ``--cores``, so peak
 memory (``ru_maxrss``) belongs to that case alone.  Reported per case: graph
@@ -119,10 +121,11 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue, layout: st
         ftype = jnp.float64 if dtype == "float64" else jnp.float32
         params = cast_floats(params, ftype)
         ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+        tfilter = model.extras.get("triplet_filter")  # n2p2's pruning: only triplets that can contribute
         builds = []
         for _ in range(max(2, repeats)):
             t0 = time.perf_counter()
-            g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
+            g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets, triplet_filter=tfilter)
             builds.append(time.perf_counter() - t0)
         g = jax.device_put(cast_floats(g, ftype))
         t0 = time.perf_counter()
@@ -135,7 +138,7 @@ def _run_case(kind: str, arg, dtype: str, repeats: int, cores, queue, layout: st
             times.append(time.perf_counter() - t0)
         for _ in range(repeats):  # the whole job: Atoms → graph → energy + forces on the host
             t0 = time.perf_counter()
-            gg = cast_floats(jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets), ftype)
+            gg = cast_floats(jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets, triplet_filter=tfilter), ftype)
             ee, ff = ef(model, params, gg)
             np.asarray(ff)
             totals.append(time.perf_counter() - t0)
@@ -193,11 +196,12 @@ def run_n2p2(name: str, repeats: int, cores, timeout: float) -> dict | None:
 
 
 def run(cases, repeats: int, timeout: float, cores, dtypes=("float32", "float64"), layout: str = "dense"):
+    layouts = ("dense", "triplets") if layout == "both" else (layout,)
     ctx = mp.get_context("spawn")
     results = []
     for kind, arg in cases:
         ref = run_n2p2(arg, max(repeats, 5), cores, timeout) if kind == "n2p2" else None
-        for dtype in dtypes:
+        for dtype, layout in [(d, lay) for d in dtypes for lay in layouts]:
             q = ctx.Queue()
             p = ctx.Process(target=_run_case, args=(kind, arg, dtype, repeats, cores, q, layout))
             p.start()
@@ -233,9 +237,9 @@ def main(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--cores", default=None, help="cores for both codes, e.g. 0,1 (default: all)")
     ap.add_argument("--repeats", type=int, default=None)
-    ap.add_argument("--layout", choices=("dense", "triplets"), default="dense",
+    ap.add_argument("--layout", choices=("dense", "triplets", "both"), default="dense",
                     help="descriptor layout: dense [atoms, K] tiles with K = max_degree of the structure (default), "
-                         "or the triplet list")
+                         "or the triplet list (pruned by the model's triplet filter, as n2p2), or both")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hdnnp.json"))
     args = ap.parse_args(argv)
     cores = [int(c) for c in args.cores.split(",")] if args.cores else None

@@ -102,7 +102,8 @@ class Calculator(_ASECalculator):
         """
         if self._needs_rebuild(atoms):
             check_elements(self.model, atoms.numbers)
-            graph = atoms_to_graph(atoms, self.graph_cutoff + self.skin, triplets=self.model.needs_triplets)
+            graph = atoms_to_graph(atoms, self.graph_cutoff + self.skin, triplets=self.model.needs_triplets,
+                                   triplet_filter=self.model.extras.get("triplet_filter"))
             current = self.buckets
             if current is not None and current.n_node != len(atoms) + 1:
                 current = None  # a different system: start a new ladder

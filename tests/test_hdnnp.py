@@ -10,7 +10,7 @@ from ase import Atoms
 
 import jaxmlp
 from jaxmlp.data import fit_reference_energies
-from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, compact_angular, compact_radial, radial_grid
+from jaxmlp.descriptors import ACSF, angular_narrow, angular_set, angular_wide, compact_angular, compact_radial, radial_grid
 from jaxmlp.models import hdnnp
 from jaxmlp.testing import check_model
 
@@ -205,3 +205,98 @@ def test_dense_layout_model_matches_triplet_model(setup):
     np.testing.assert_allclose(jaxmlp.stress(dense, params, g0), jaxmlp.stress(model, params, g), rtol=1e-10, atol=1e-12)
     report = check_model(dense, params, atoms, checks=["fd_forces", "padding"])
     assert set(report["checks"]) == {"fd_forces", "padding"}
+
+
+@functools.lru_cache(maxsize=None)
+def _make_prunable():
+    """A Cu/O model whose triplets can be pruned: narrow-only triples, one triple without functions, mixed cutoffs."""
+    fns = radial_grid(["Cu", "O"], RC, 2)
+    fns += [angular_narrow("Cu", ("Cu", "Cu"), 0.05, -1.0, 2.0, RC), angular_narrow("Cu", ("Cu", "Cu"), 0.0, 1.0, 1.0, 3.1),
+            angular_narrow("Cu", ("Cu", "O"), 0.1, 1.0, 4.0, 3.0),
+            angular_wide("O", ("Cu", "O"), 0.02, 1.0, 2.0, 2.9), angular_narrow("O", ("Cu", "O"), 0.1, -1.0, 1.0, 2.9),
+            compact_angular("O", ("Cu", "Cu"), -3.2, 3.2, 30.0, 150.0, "p2")]  # no function for O with (O, O), Cu with (O, O)
+    atoms = random_cell_atoms(12, np.diag([4.6, 4.4, 4.8]) + 0.3 * np.tri(3, k=-1), seed=11, min_dist=1.3, symbols=["Cu", "O", "Cu"])
+    model = hdnnp(["Cu", "O"], fns, hidden=(6,), activation="tanh", cutoff_type="poly2", e0={"Cu": -1.5, "O": -0.3})
+    params = model.init(jax.random.PRNGKey(1), _graph(model, atoms))
+    return atoms, model, params
+
+
+def _same_buckets(graphs):
+    """Pad graphs to one shape so one compilation serves them all."""
+    b = jaxmlp.Buckets(n_node=max(len(g.nodes["positions"]) for g in graphs) + 1, n_edge=max(len(g.senders) for g in graphs) + 2,
+                       n_graph=2, n_triplet=max(len(g.globals["triplets"]) for g in graphs) + 1)
+    return [jaxmlp.batch_graphs([g], b) for g in graphs]
+
+
+def test_triplet_filter_is_exact():
+    """Pruned triplets contribute exactly nothing: energy, forces, stress, Hessian agree with the full list; FD on the pruned graph."""
+    atoms, model, params = _make_prunable()
+    tf = model.extras["triplet_filter"]
+    sp = {s: k for k, s in enumerate(model.extras["descriptor"].symbols)}
+    assert tf.rc_pair[sp["O"], sp["O"], sp["O"]] == 0.0 and tf.rc_pair[sp["Cu"], sp["O"], sp["O"]] == 0.0
+    assert tf.rc_jk[sp["Cu"], sp["Cu"], sp["Cu"]] == RC and np.isinf(tf.rc_jk[sp["O"], sp["Cu"], sp["O"]])
+    skin = 0.2  # the finite differences below move atoms inside the pruned graph's skin
+    full = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True)
+    pruned = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True, triplet_filter=tf)
+    assert len(pruned.globals["triplets"]) < 0.7 * len(full.globals["triplets"])
+    full, pruned = _same_buckets([full, pruned])
+    n = len(atoms)
+    efs = jax.jit(jaxmlp.energy_forces_stress, static_argnums=0)
+    ref, got = efs(model, params, full), efs(model, params, pruned)
+    for a, b in zip(ref, got):
+        assert np.abs(np.asarray(a)).max() > 1e-4
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-13, atol=1e-13)
+    # Hessian columns (forward-over-reverse) along a few directions
+    V = np.random.default_rng(0).normal(size=(3 * (n + 1), 4))
+    V[3 * n:] = 0.0
+    hvp = jax.jit(jaxmlp.hessian_vector_product, static_argnums=0)
+    HV_ref, HV = np.asarray(hvp(model, params, full, V)), np.asarray(hvp(model, params, pruned, V))
+    assert np.abs(HV_ref).max() > 1e-2
+    np.testing.assert_allclose(HV, HV_ref, rtol=1e-12, atol=1e-12 * np.abs(HV_ref).max())
+    # forces and Hessian columns by central differences on the pruned graph
+    f = np.asarray(got[1])
+    pos0 = np.asarray(pruned.nodes["positions"])
+    at = lambda p: pruned._replace(nodes={**pruned.nodes, "positions": p})  # noqa: E731
+    h = 1e-5
+    for a, k in ((0, 0), (1, 2), (5, 1)):
+        vals = []
+        for s in (1, -1):
+            p = pos0.copy()
+            p[a, k] += s * h
+            vals.append(float(efs(model, params, at(p))[0][0]))  # same compiled function as above
+        assert f[a, k] == pytest.approx(-(vals[0] - vals[1]) / (2 * h), rel=1e-6, abs=1e-8)
+    v = V[:, 0].reshape(-1, 3)
+    fp, fm = (np.asarray(efs(model, params, at(pos0 + s * h * v))[1]) for s in (1, -1))
+    np.testing.assert_allclose(-(fp - fm).reshape(-1) / (2 * h), HV[:, 0], rtol=1e-5, atol=1e-6 * np.abs(HV).max())
+
+
+def test_triplet_filter_with_skin_stays_exact_while_atoms_move():
+    """A graph pruned at cutoff + skin stays exact for displacements up to skin / 2 (as the Calculator and MD re-use it)."""
+    atoms, model, params = _make_prunable()
+    tf = model.extras["triplet_filter"]
+    skin = 0.6
+    pruned = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True, triplet_filter=tf)
+    unpruned_here = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True)
+    assert len(pruned.globals["triplets"]) < len(unpruned_here.globals["triplets"])
+    rng = np.random.default_rng(3)
+    step = rng.normal(size=atoms.positions.shape)
+    step *= 0.49 * skin / np.linalg.norm(step, axis=1, keepdims=True).max()
+    moved = atoms.copy()
+    moved.positions += step
+    stale = pruned._replace(nodes={**pruned.nodes, "positions": moved.positions})
+    e_ref, f_ref = _ef(model, params, _graph(model, moved))
+    e, f = _ef(model, params, stale)
+    assert float(e[0]) == pytest.approx(float(e_ref[0]), rel=1e-13, abs=1e-13)
+    np.testing.assert_allclose(np.asarray(f), np.asarray(f_ref), rtol=1e-12, atol=1e-12)
+
+
+def test_calculator_uses_the_triplet_filter():
+    atoms, model, params = _make_prunable()
+    atoms = atoms.copy()
+    calc = jaxmlp.Calculator(model, params)
+    atoms.calc = calc
+    e = atoms.get_potential_energy()
+    g = calc.graph_for(atoms)
+    full = jaxmlp.atoms_to_graph(atoms, calc.graph_cutoff + calc.skin, triplets=True)
+    assert int(g.globals["n_triplet"][0]) < len(full.globals["triplets"])
+    assert e == pytest.approx(float(_e(model, params, _graph(model, atoms))[0]), rel=1e-12)

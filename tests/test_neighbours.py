@@ -218,3 +218,76 @@ def test_small_molecules_all_pairs_path_equals_vesin(n):
     assert sorted(zip(nl.centres.tolist(), nl.neighbours.tolist())) == sorted(zip(i.tolist(), j.tolist()))
     d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
     assert len(nl.centres) == int(np.sum((d < cutoff) & ~np.eye(n, dtype=bool))) > 0
+
+
+# -- triplet filter (n2p2's pruning of triplets that cannot contribute) -------------------------
+
+
+def _filter_tables(S, rng):
+    """Random symmetric [S, S, S] tables: some triples without functions, some narrow-only."""
+    rc_pair = rng.uniform(2.0, 3.4, (S, S, S))
+    rc_pair = np.maximum(rc_pair, rc_pair.transpose(0, 2, 1))
+    rc_pair[0, 0, 0] = 0.0  # a triple without angular functions
+    narrow = rng.random((S, S, S)) < 0.6
+    narrow = narrow & narrow.transpose(0, 2, 1)
+    rc_jk = np.where(narrow & (rc_pair > 0), rc_pair, np.inf)
+    return rc_pair, rc_jk
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.4])
+def test_filter_triplets_matches_brute_force(margin):
+    from jaxmlp.graph import TripletFilter, filter_triplets
+
+    rng = np.random.default_rng(5)
+    atoms = Atoms("H4O3C3", positions=rng.random((10, 3)) * [5.0, 4.5, 5.5], cell=np.diag([5.0, 4.5, 5.5]) + 0.3 * np.tri(3, k=-1), pbc=True)
+    rc_pair, rc_jk = _filter_tables(3, rng)
+    tf = TripletFilter((1, 6, 8), 3.4, rc_pair, rc_jk)
+    g = jaxmlp.atoms_to_graph(atoms, 3.4 + margin, triplets=True, validate=False, triplet_filter=tf)
+    full = jaxmlp.atoms_to_graph(atoms, 3.4 + margin, triplets=True, validate=False)
+    vec = np.asarray(full.nodes["positions"])[full.senders] - np.asarray(full.nodes["positions"])[full.receivers]
+    vec = vec + full.edges["offsets"] @ full.globals["cell"][0]
+    sp = tf.species(atoms.numbers)
+    expect = []
+    for e1, e2 in full.globals["triplets"]:
+        c, a, b = sp[full.receivers[e1]], sp[full.senders[e1]], sp[full.senders[e2]]
+        rij, rik, rjk = (np.linalg.norm(v) for v in (vec[e1], vec[e2], vec[e2] - vec[e1]))
+        bound = rc_pair[c, a, b] + margin
+        if rc_pair[c, a, b] > 0 and rij < bound and rik < bound and rjk < rc_jk[c, a, b] + margin:
+            expect.append((e1, e2))
+    got = [tuple(t) for t in np.asarray(g.globals["triplets"]).tolist()]
+    assert 0 < len(got) < len(full.globals["triplets"])
+    assert got == [tuple(int(x) for x in t) for t in expect]
+    assert int(g.globals["n_triplet"][0]) == len(got)
+    # the same function on the raw arrays
+    direct = filter_triplets(vec, full.receivers, full.senders, atoms.numbers, tf, margin=margin)
+    np.testing.assert_array_equal(direct, np.asarray(g.globals["triplets"]))
+    # a filter that cannot drop anything returns the full list
+    wide = TripletFilter((1, 6, 8), 3.4, np.full((3, 3, 3), 3.4), np.full((3, 3, 3), np.inf))
+    np.testing.assert_array_equal(filter_triplets(vec, full.receivers, full.senders, atoms.numbers, wide, margin),
+                                  full.globals["triplets"])
+
+
+def test_triplet_filter_validation():
+    from jaxmlp.graph import TripletFilter, filter_triplets
+
+    ok = np.full((2, 2, 2), 3.0)
+    with pytest.raises(ValueError, match="shape"):
+        TripletFilter((1, 8), 3.0, np.ones((2, 2)), ok)
+    asym = ok.copy()
+    asym[0, 0, 1] = 1.0
+    with pytest.raises(ValueError, match="symmetric"):
+        TripletFilter((1, 8), 3.0, asym, ok)
+    with pytest.raises(ValueError, match="atomic numbers"):
+        TripletFilter((1, 1), 3.0, ok, ok)
+    with pytest.raises(ValueError, match=">= 0"):
+        TripletFilter((1, 8), 3.0, -ok, ok)
+    with pytest.raises(ValueError, match="finite"):
+        TripletFilter((1, 8), 3.0, ok * np.inf, ok)
+    with pytest.raises(ValueError, match="cutoff"):
+        TripletFilter((1, 8), 0.0, ok, ok)
+    tf = TripletFilter((1, 8), 3.0, ok, ok)
+    with pytest.raises(ValueError, match="margin"):
+        filter_triplets(np.ones((2, 3)), np.zeros(2, int), np.ones(2, int), np.array([1, 8]), tf, margin=-1.0)
+    with pytest.raises(TypeError, match="TripletFilter"):
+        jaxmlp.atoms_to_graph(Atoms("H2O", positions=[[0, 0, 0], [1, 0, 0], [0, 1, 0]]), 3.0, triplets=True, triplet_filter={"a": 1})
+    assert not tf.rc_pair.flags.writeable

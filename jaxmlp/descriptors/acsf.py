@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
+from ..graph.build import TripletFilter
 from ..graph.ops import dense_slots, edge_vectors, safe_norm
 from .cutoffs import CORE_TYPES, compact_function, cutoff_function, cutoff_type_name
 
@@ -555,6 +556,35 @@ class ACSF:
         self._species = np.full(119, 0, np.int32)
         for k, z in enumerate(self.numbers):
             self._species[z] = k
+
+    def triplet_filter(self) -> TripletFilter | None:
+        """The triplets that can contribute (for :func:`jaxmlp.graph.atoms_to_graph`), None without angular functions.
+
+        Per (centre, neighbour, neighbour) species: the largest cutoff of its
+        angular functions (0 when it has none), and the same bound on
+        ``r_jk`` when all of them are narrow (type 3, factor ``f_c(r_jk)``).
+        A dropped triplet contributes exactly 0 to every value and, since
+        every cutoff and compact core is 0 with derivative 0 from ``r_c`` on in
+        this implementation, to every derivative.
+        """
+        if not self.has_angular:
+            return None
+        S = len(self.symbols)
+        zi = {s: k for k, s in enumerate(self.symbols)}
+        rc_pair = np.zeros((S, S, S))
+        jk_max = np.zeros((S, S, S))
+        all_narrow = np.ones((S, S, S), bool)
+        for s in self.symbols:
+            for f in self.functions[s]:
+                if f["type"] not in ANGULAR_TYPES:
+                    continue
+                c, a, b = zi[s], zi[f["e1"]], zi[f["e2"]]
+                for x, y in ((a, b), (b, a)):
+                    rc_pair[c, x, y] = max(rc_pair[c, x, y], f["rc"])
+                    jk_max[c, x, y] = max(jk_max[c, x, y], f["rc"])
+                    all_narrow[c, x, y] &= f["type"] == 3
+        rc_jk = np.where(all_narrow & (rc_pair > 0), jk_max, np.inf)
+        return TripletFilter(self.numbers, self.cutoff, rc_pair, rc_jk)
 
     # -- helpers -----------------------------------------------------------
     def species(self, numbers) -> jax.Array:

@@ -1,6 +1,6 @@
 """Structures → graphs: validation, neighbour lists, periodic offsets, triplets, padding."""
 
-from .build import atoms_to_graph, build_triplets
+from .build import TripletFilter, atoms_to_graph, build_triplets, filter_triplets
 from .neighbours import NeighbourList, max_degree, neighbour_list
 from .ops import (
     edge_graph_index,
@@ -15,11 +15,13 @@ from .validation import validate
 __all__ = [
     "Buckets",
     "NeighbourList",
+    "TripletFilter",
     "atoms_to_graph",
     "batch_graphs",
     "build_triplets",
     "edge_graph_index",
     "edge_vectors",
+    "filter_triplets",
     "grow_buckets",
     "max_degree",
     "neighbour_list",

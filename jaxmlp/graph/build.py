@@ -16,12 +16,21 @@ and strain are exact.
 ``triplets`` is the one array whose leading axis is not ``G``: row ``t`` holds
 the two edge indices ``(e_ij, e_ik)`` of an unordered pair of distinct edges
 with the same centre ``i`` (the j<k sum of angular descriptors).  It is empty
-(``[0, 2]``) unless the graph was built with ``triplets=True``.  Because of it,
+(``[0, 2]``) unless the graph was built with ``triplets=True``.  With a
+:class:`TripletFilter` (``Model.extras["triplet_filter"]`` of an HDNNP) only
+the triplets that can contribute are kept (n2p2's pruning): element triples
+without an angular function, pairs with ``r_ij`` or ``r_ik`` beyond the
+triple's largest angular cutoff and, where all its functions are narrow
+(type 3), pairs with ``r_jk`` beyond it are dropped, each with the graph's
+skin margin (build cutoff − model cutoff) added so the graph stays exact
+while atoms move by less than half the skin.  Because of it,
 jaxmlp graphs are batched with :func:`jaxmlp.graph.batch_graphs`, not
 ``jraph.batch`` (which would not re-index the triplets).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jraph
 import numpy as np
@@ -29,7 +38,147 @@ import numpy as np
 from .neighbours import neighbour_list
 from .validation import validate as check_structure
 
-__all__ = ["atoms_to_graph", "build_triplets"]
+__all__ = ["TripletFilter", "atoms_to_graph", "build_triplets", "filter_triplets"]
+
+#: Absolute slack (Å) added to every filter radius: the host (numpy) and the
+#: jitted distances may differ in the last bits, so a triplet is only dropped
+#: when it is clearly outside (a 'hard' cutoff would otherwise jump).
+FILTER_SLACK = 1e-9
+
+
+@dataclasses.dataclass(frozen=True)
+class TripletFilter:
+    """Which triplets ``(i; j, k)`` of a graph can contribute to a model.
+
+    Parameters
+    ----------
+    numbers : tuple of int, length S
+        Atomic numbers of the model's elements (species index = position).
+    cutoff : float
+        The model's (radial) cutoff in Å; a graph built with a larger cutoff
+        ``R`` has the skin margin ``R − cutoff`` added to every radius below.
+    rc_pair : [S, S, S] array of float
+        ``rc_pair[c, a, b]``: largest cutoff (Å) of the angular functions of
+        centre species ``c`` with neighbour species ``{a, b}`` (symmetric in
+        ``a, b``); 0 where there is none (the triple is dropped).  A triplet
+        is kept only if ``r_ij`` and ``r_ik`` are below it.
+    rc_jk : [S, S, S] array of float
+        Bound on ``r_jk`` (Å): the largest cutoff where every function of
+        the triple has the factor ``f_c(r_jk)`` (n2p2 type 3), ``inf``
+        otherwise.
+    """
+
+    numbers: tuple
+    cutoff: float
+    rc_pair: np.ndarray
+    rc_jk: np.ndarray
+
+    def __post_init__(self):
+        numbers = tuple(int(z) for z in self.numbers)
+        S = len(numbers)
+        if S == 0 or len(set(numbers)) != S or min(numbers) < 1 or max(numbers) > 118:
+            raise ValueError(f"TripletFilter.numbers must be distinct atomic numbers 1..118, got {self.numbers!r}")
+        rc_pair = np.array(self.rc_pair, np.float64)
+        rc_jk = np.array(self.rc_jk, np.float64)
+        for name, a in (("rc_pair", rc_pair), ("rc_jk", rc_jk)):
+            if a.shape != (S, S, S):
+                raise ValueError(f"TripletFilter.{name} must have shape {(S, S, S)}, got {a.shape}")
+            if np.isnan(a).any() or (a < 0).any():
+                raise ValueError(f"TripletFilter.{name} must be >= 0 (inf allowed)")
+            if not np.array_equal(a, a.transpose(0, 2, 1)):
+                raise ValueError(f"TripletFilter.{name} must be symmetric in the two neighbour species")
+        if not np.isfinite(rc_pair).all():
+            raise ValueError("TripletFilter.rc_pair must be finite")
+        cutoff = float(self.cutoff)
+        if not (cutoff > 0 and np.isfinite(cutoff)):
+            raise ValueError(f"TripletFilter.cutoff must be positive and finite, got {self.cutoff!r}")
+        rc_pair.setflags(write=False)
+        rc_jk.setflags(write=False)
+        object.__setattr__(self, "numbers", numbers)
+        object.__setattr__(self, "cutoff", cutoff)
+        object.__setattr__(self, "rc_pair", rc_pair)
+        object.__setattr__(self, "rc_jk", rc_jk)
+
+    def species(self, numbers: np.ndarray) -> np.ndarray:
+        """Species index ``[N]`` of atomic numbers; −1 for elements the filter does not know."""
+        table = np.full(119, -1, np.int64)
+        table[list(self.numbers)] = np.arange(len(self.numbers))
+        return table[np.clip(np.asarray(numbers), 0, 118)]
+
+
+def filter_triplets(vectors: np.ndarray, centres: np.ndarray, neighbours: np.ndarray, numbers: np.ndarray,
+                    tfilter: TripletFilter, margin: float = 0.0) -> np.ndarray:
+    """The triplets of a neighbour list that can contribute (vectorised, host side).
+
+    Parameters
+    ----------
+    vectors : [E, 3] float, edge vectors ``r_ij`` in Å
+    centres : [E] int, sorted ascending (receivers ``i``)
+    neighbours : [E] int (senders ``j``)
+    numbers : [N] int, atomic numbers
+    tfilter : TripletFilter
+    margin : float ≥ 0
+        Skin (Å) added to every radius (distances may change by up to this
+        much before the graph is rebuilt).
+
+    Returns
+    -------
+    [T, 2] int
+        The rows of :func:`build_triplets` ``(centres)`` that the filter
+        keeps, in the same order.
+    """
+    margin = float(margin)
+    if not margin >= 0.0:
+        raise ValueError(f"triplet filter margin must be >= 0, got {margin}")
+    vectors = np.asarray(vectors, np.float64)
+    centres = np.asarray(centres)
+    neighbours = np.asarray(neighbours)
+    sp = tfilter.species(numbers)
+    if len(centres) == 0:
+        return np.zeros((0, 2), np.int32)
+    if (sp[np.unique(np.r_[centres, neighbours])] < 0).any():
+        # unknown elements: the model refuses them; keep every triplet so the error comes from there
+        return build_triplets(centres)
+    slack = margin + FILTER_SLACK
+    S = len(tfilter.numbers)
+    rc_pair, rc_jk = tfilter.rc_pair, tfilter.rc_jk
+    has_fn = rc_pair > 0.0
+    r = np.sqrt(np.einsum("ex,ex->e", vectors, vectors))
+    r_max = float(r.max())
+    # which checks can drop anything at all (each is skipped when it cannot)
+    check_type = not has_fn.all()
+    check_r = bool((rc_pair[has_fn] + slack <= r_max).any())
+    check_jk = bool(np.isfinite(rc_jk[has_fn]).any())
+    if not (check_type or check_r or check_jk):
+        return build_triplets(centres)
+    sc, sn = sp[centres], sp[neighbours]
+    sub = np.arange(len(centres))
+    if check_r:  # an edge takes part only if some triple (c, s_j, ·) reaches beyond r_ij
+        sub = np.flatnonzero(r < rc_pair.max(axis=2)[sc, sn] + slack)
+    trip = build_triplets(centres[sub])
+    if len(trip) == 0:
+        return np.zeros((0, 2), np.int32)
+    # flat tables over (centre, s_j, s_k); dropped triples get bound −1 (never kept)
+    pair_bound = np.where(has_fn, rc_pair + slack, -1.0).reshape(-1)
+    jk_bound = np.where(has_fn, rc_jk + slack, -1.0).reshape(-1)
+    edge_code = ((sc * S + sn) * S).astype(np.int64)
+    keep = []
+    chunk = 1 << 18
+    for start in range(0, len(trip), chunk):
+        e1 = sub[trip[start:start + chunk, 0]]
+        e2 = sub[trip[start:start + chunk, 1]]
+        code = edge_code[e1] + sn[e2]
+        if check_r:
+            pb = pair_bound[code]
+            ok = (r[e1] < pb) & (r[e2] < pb)
+        else:
+            ok = has_fn.reshape(-1)[code] if check_type else np.ones(len(code), bool)
+        if check_jk:
+            d = vectors.take(e2, axis=0) - vectors.take(e1, axis=0)
+            ok &= np.sqrt(np.einsum("ex,ex->e", d, d)) < jk_bound[code]
+        keep.append(np.flatnonzero(ok) + start)
+    kept = trip[np.concatenate(keep)]
+    return np.stack([sub[kept[:, 0]], sub[kept[:, 1]]], axis=1).astype(trip.dtype, copy=False)
 
 
 def build_triplets(receivers: np.ndarray) -> np.ndarray:
@@ -79,7 +228,8 @@ def _within_run_index(count, total, itype):
     return np.cumsum(idx, dtype=itype)
 
 
-def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool = True) -> jraph.GraphsTuple:
+def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool = True,
+                   triplet_filter: TripletFilter | None = None) -> jraph.GraphsTuple:
     """Build the graph of one structure.
 
     Parameters
@@ -98,6 +248,12 @@ def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool 
         Check the structure first (:func:`jaxmlp.graph.validate`): empty
         structures, NaN/inf positions, atoms closer than 0.1 Å, zero-volume
         periodic cells, unknown elements raise ``ValueError``.
+    triplet_filter : TripletFilter, optional
+        Keep only the triplets that can contribute to the model that made it
+        (``model.extras.get("triplet_filter")``); the skin margin is
+        ``cutoff − triplet_filter.cutoff`` (at least 0).  Values and all
+        derivatives of the model are unchanged while no atom moves by more
+        than half that margin.  Ignored unless ``triplets=True``.
 
     Returns
     -------
@@ -117,7 +273,16 @@ def atoms_to_graph(atoms, cutoff: float, triplets: bool = False, validate: bool 
     cell = np.where(pbc[:, None], cell, 0.0)
     nl = neighbour_list(positions, cell, pbc, cutoff)
     n, e = len(atoms), len(nl.centres)
-    trip = build_triplets(nl.centres) if triplets else np.zeros((0, 2), np.int64)
+    if not triplets:
+        trip = np.zeros((0, 2), np.int64)
+    elif triplet_filter is None:
+        trip = build_triplets(nl.centres)
+    else:
+        if not isinstance(triplet_filter, TripletFilter):
+            raise TypeError(f"triplet_filter must be a TripletFilter, got {type(triplet_filter).__name__}")
+        vectors = positions[nl.neighbours] - positions[nl.centres] + nl.offsets @ cell
+        trip = filter_triplets(vectors, nl.centres, nl.neighbours, atoms.get_atomic_numbers(), triplet_filter,
+                               margin=max(0.0, float(cutoff) - triplet_filter.cutoff))
     return jraph.GraphsTuple(
         nodes={
             "positions": positions,

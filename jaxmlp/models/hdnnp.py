@@ -272,5 +272,5 @@ def hdnnp(
         max_neighbors=acsf.max_neighbors,
     )
     model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
-                  elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf})
+                  elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf, "triplet_filter": acsf.triplet_filter()})
     return model

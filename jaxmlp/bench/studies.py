@@ -141,7 +141,7 @@ def run_locality(args, out: pathlib.Path) -> dict:
     dec = locality.decay(H, atoms, bin_width=args.bin)
     if model_params is not None:
         fr = locality.force_range(model, params, atoms, hessian=H)
-        result.update({"interaction_range_2LRc": fr.interaction_range, "max_norm_beyond_2LRc": fr.max_beyond,
+        result.update({"interaction_range_2LRc": fr.local_range, "max_norm_beyond_2LRc": fr.max_beyond,
                        "n_pairs_beyond_2LRc": fr.n_beyond, "radius_all_nonzero_blocks": fr.radius})
     curve = dec.rows("all")
     result["decay"] = curve

@@ -432,5 +432,5 @@ def model_range(model, params, atoms: Atoms, tol: float = 1e-8, bin_width: float
     H = np.asarray(hessian(model, params, g, chunk_size=96), float)
     fr = force_range(model, params, atoms, tol=tol, hessian=H)
     dec = decay(H, atoms, bin_width=bin_width)
-    return {"interaction_range": fr.interaction_range, "max_beyond": fr.max_beyond, "n_pairs_beyond": fr.n_beyond,
+    return {"interaction_range": fr.local_range, "max_beyond": fr.max_beyond, "n_pairs_beyond": fr.n_beyond,
             "measured_range": fr.radius, "max_norm": fr.max_norm, "tol": float(tol), "decay": dec.rows()}

@@ -157,7 +157,12 @@ def hdnnp(
     Model
         ``needs_triplets`` when angular functions are present; ``params =
         {"networks": {symbol: flax params}}`` with layers ``layer_k`` holding
-        ``kernel [n_prev, n_cur]`` and ``bias [n_cur]``.
+        ``kernel [n_prev, n_cur]`` and ``bias [n_cur]``.  ``extras``:
+        ``"descriptor"`` (the :class:`~jaxmlp.descriptors.acsf.ACSF`) and
+        ``"triplet_filter"`` (:meth:`ACSF.triplet_filter`, None without
+        angular functions): pass it to ``atoms_to_graph(...,
+        triplet_filter=...)`` to build only the triplets that can contribute
+        (n2p2's pruning; :class:`jaxmlp.Calculator` does).
 
     Raises
     ------

@@ -336,3 +336,22 @@ def test_dense_layout_padding(system):
     np.testing.assert_allclose(Gb[n : 2 * n], G0, rtol=1e-13, atol=1e-14)
     gradfn = jax.jit(jax.grad(lambda pos, gr: jnp.sum(dense(gr._replace(nodes={**gr.nodes, "positions": pos})) ** 2)))
     assert np.all(np.isfinite(np.asarray(gradfn(jnp.asarray(b.nodes["positions"]), b))))
+
+
+@pytest.mark.parametrize("cutoff_type", ["hard", "cos", "tanhu"])
+def test_triplet_filter_gives_identical_values(system, cutoff_type):
+    """Triplets dropped by ACSF.triplet_filter contribute exactly 0, also for the discontinuous 'hard' cutoff."""
+    atoms, _ = system
+    fns = [f for f in _functions() if f["type"] in (2, 3) or (f["type"] == 22 and f["center"] == "O")]
+    fns = [f for f in fns if not (f["type"] == 3 and f["center"] == "O" and f["e1"] == f["e2"] == "H")]  # O-(H, H): type 22 only
+    fns = [f for f in fns if not (f["center"] == "H" and f.get("e2") == "O" and f["e1"] == "O")]  # no H-(O, O) function
+    acsf = ACSF(["O", "H"], fns, cutoff_type=cutoff_type, cutoff_alpha=0.1)
+    tf = acsf.triplet_filter()
+    for skin in (0.0, 0.3):
+        full = jaxmlp.atoms_to_graph(atoms, acsf.cutoff + skin, triplets=True)
+        pruned = jaxmlp.atoms_to_graph(atoms, acsf.cutoff + skin, triplets=True, triplet_filter=tf)
+        assert len(pruned.globals["triplets"]) < len(full.globals["triplets"])
+        G_full, G = np.asarray(acsf(full)), np.asarray(acsf(pruned))
+        assert np.abs(G_full).max() > 0.1
+        np.testing.assert_allclose(G, G_full, rtol=1e-13, atol=1e-13)
+    assert ACSF(["O", "H"], [f for f in fns if f["type"] == 2]).triplet_filter() is None

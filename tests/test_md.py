@@ -6,6 +6,7 @@ thermostat reaching its target, agreement with the independent ASE loop
 rebuilds in cubic and skewed cells, molecules, and exact resume.
 """
 
+import jax
 import numpy as np
 import pytest
 from ase import Atoms, units
@@ -243,3 +244,23 @@ def test_bad_input_is_rejected(cu_model):
         MDEngine(model, params, np.zeros((3, 3)))
     with pytest.raises(ValueError):
         MDEngine(model, params, Atoms("Cu2", positions=[[0, 0, 0], [0.01, 0, 0]]))
+
+
+def test_hdnnp_with_pruned_triplets_gives_full_list_forces_along_the_run():
+    """The engine builds HDNNP graphs with the model's triplet filter (+ skin): after a run that crossed rebuilds,
+    its forces equal those of a full, unpruned triplet list at the same positions."""
+    from jaxmlp.descriptors import angular_narrow, radial_grid
+    from jaxmlp.models import hdnnp
+
+    rc = 3.2
+    fns = radial_grid(["Cu"], rc=rc, n=3) + [angular_narrow("Cu", ("Cu", "Cu"), 0.2, s, 1.0, rc) for s in (1.0, -1.0)]
+    model = hdnnp(["Cu"], fns, hidden=(4,), activation="tanh", cutoff_type="cos", e0={"Cu": -3.0})
+    atoms = _hot_cu(900.0, seed=4)
+    params = model.init(jax.random.PRNGKey(0), jaxmlp.atoms_to_graph(atoms, rc, triplets=True))
+    assert model.extras["triplet_filter"] is not None
+    eng = MDEngine(model, params, atoms, MDConfig("nve", timestep=2.0, skin=0.3, steps_per_call=10))
+    eng.run(60)
+    assert eng.state.n_builds > 1
+    full = jaxmlp.atoms_to_graph(eng.atoms(results=False), rc, triplets=True)
+    _, f_full = jaxmlp.energy_and_forces(model, params, full)
+    np.testing.assert_allclose(eng.forces(), np.asarray(f_full), rtol=1e-10, atol=1e-10)

@@ -253,7 +253,10 @@ class MDEngine:
         atoms.positions = positions
         if atoms.pbc.any():
             atoms.wrap(eps=0.0)
-        graph = atoms_to_graph(atoms, self.model.cutoff + self.config.skin, triplets=self.model.needs_triplets)
+        # the model's triplet filter (HDNNP) keeps every triplet within its bounds + skin: exact until the next
+        # rebuild, which happens before any atom has moved by skin / 2
+        graph = atoms_to_graph(atoms, self.model.cutoff + self.config.skin, triplets=self.model.needs_triplets,
+                               triplet_filter=self.model.extras.get("triplet_filter"))
         self.buckets = grow_buckets([graph], self.buckets)._replace(n_node=self.n_atoms + 1)
         padded = batch_graphs([graph], self.buckets)
         self._graph = cast_floats(jax.tree_util.tree_map(jnp.asarray, padded), self.dtype)

@@ -59,7 +59,9 @@ class Model:
     extras : mapping str → object
         Read-only model-specific metadata for tools (not part of the
         ``init``/``apply`` protocol): ``"descriptor"`` (the
-        :class:`~jaxmlp.descriptors.acsf.ACSF` of an HDNNP), ``"layer_outputs"``
+        :class:`~jaxmlp.descriptors.acsf.ACSF` of an HDNNP), ``"triplet_filter"``
+        (HDNNP: the :class:`jaxmlp.graph.TripletFilter` that graph builders may
+        pass to ``atoms_to_graph`` to skip triplets that cannot contribute), ``"layer_outputs"``
         and ``"bases"`` (ml-ACE). Not serialised; rebuilt from ``config``.
     """
 

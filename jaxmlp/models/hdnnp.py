@@ -73,6 +73,95 @@ def activation_function(name: str):
     return ACTIVATIONS[key]
 
 
+def hidden_widths(hidden, name: str = "hidden") -> tuple[int, ...]:
+    """Hidden-layer widths as a tuple of positive ints (``name`` labels the error)."""
+    hidden = tuple(int(h) for h in hidden)
+    if any(h < 1 for h in hidden):
+        raise ValueError(f"{name} widths must be >= 1, got {hidden}")
+    return hidden
+
+
+def layer_activations(activation, hidden, name: str = "activation") -> tuple[str, ...]:
+    """One activation per hidden layer (a single name is repeated), validated, n2p2 letters mapped to names."""
+    acts = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
+    if len(acts) != len(hidden):
+        raise ValueError(f"{name}: {len(acts)} activations for {len(hidden)} hidden layers")
+    for a in acts:
+        activation_function(a)
+    return tuple(N2P2_ACTIVATIONS.get(a, a) for a in acts)
+
+
+def scaling_tables(scaling, acsf: ACSF):
+    """Validate a symmetry-function ``scaling`` spec; ``(mode, smin, smax, tables)``.
+
+    ``tables`` is None (mode ``"none"`` or no scaling) or ``{"min", "max",
+    "mean", "sigma"} → [n_elements, acsf.n_max]`` arrays in ``acsf.symbols``
+    order, zero-padded beyond each element's function count.
+    """
+    mode, smin, smax, tables = "none", 0.0, 1.0, None
+    if scaling is not None:
+        mode = scaling.get("mode", "scalecenter")
+        if mode not in SCALING_MODES:
+            raise ValueError(f"scaling mode must be one of {SCALING_MODES}, got {mode!r}")
+        smin, smax = float(scaling.get("smin", 0.0)), float(scaling.get("smax", 1.0))
+        stats = scaling.get("stats")
+        if mode != "none":
+            if not isinstance(stats, Mapping):
+                raise ValueError("scaling needs 'stats': {symbol: {'min','max','mean','sigma'}}")
+            tables = {k: np.zeros((len(acsf.symbols), acsf.n_max)) for k in ("min", "max", "mean", "sigma")}
+            for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
+                if s not in stats:
+                    raise ValueError(f"scaling statistics lack element {s}")
+                for k in tables:
+                    vals = np.asarray(stats[s].get(k, np.zeros(nf)) if k == "sigma" else stats[s][k], float)
+                    if vals.shape != (nf,):
+                        raise ValueError(f"scaling statistics '{k}' of {s} have {vals.size} values for {nf} functions")
+                    tables[k][i, :nf] = vals
+    return mode, smin, smax, tables
+
+
+def scaling_config(mode, smin, smax, tables, acsf: ACSF) -> dict:
+    """The JSON form of :func:`scaling_tables`' result (the ``scaling`` argument that rebuilds it)."""
+    return {
+        "mode": mode, "smin": smin, "smax": smax,
+        "stats": None if tables is None else {
+            s: {k: tables[k][i, :nf].tolist() for k in ("min", "max", "mean", "sigma")}
+            for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions))
+        },
+    }
+
+def refuse_unknown_elements(graph, acsf: ACSF, model_name: str) -> None:
+    """Raise ``ValueError`` naming real atoms of ``graph`` whose element ``acsf`` does not know (skipped under tracing)."""
+    try:
+        num = np.asarray(graph.nodes["numbers"])
+    except jax.errors.TracerArrayConversionError:
+        return
+    known = np.zeros(119, bool)
+    known[list(acsf.numbers)] = True
+    m = np.asarray(graph.nodes["mask"]) & (num > 0)
+    bad = sorted(set(num[m & ~known[np.clip(num, 0, 118)]].tolist()))
+    if bad:
+        raise ValueError(f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this {model_name} model "
+                         f"(it knows {list(acsf.symbols)})")
+
+
+def element_networks(modules, params, X, sp, acsf: ACSF):
+    """Per-atom outputs ``[N]`` of the network of each atom's element.
+
+    ``X`` is ``[N, n_max]`` (element ``s`` reads its first ``n_functions``
+    columns) or ``{symbol: [N, n_in]}``; ``sp [N]`` are species indices in
+    ``acsf.symbols`` order; ``modules``/``params`` map symbols to networks.
+    """
+    first = next(iter(X.values())) if isinstance(X, dict) else X
+    out = jnp.zeros(first.shape[0], first.dtype)
+    for k, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
+        x = X[s] if isinstance(X, dict) else X[:, :nf]
+        e = modules[s].apply({"params": params[s]}, x)
+        out = e if len(acsf.symbols) == 1 else jnp.where(sp == k, e, out)
+    return out
+
+
+
 class _MLP(nn.Module):
     """Dense network ``n_in → hidden… → 1``; kernels are ``[n_prev, n_cur]``."""
 
@@ -179,44 +268,17 @@ def hdnnp(
     missing = [s for s, n in zip(acsf.symbols, acsf.n_functions) if n == 0]
     if missing:
         raise ValueError(f"element(s) {missing} have no symmetry functions centred on them")
-    hidden = tuple(int(h) for h in hidden)
-    if any(h < 1 for h in hidden):
-        raise ValueError(f"hidden widths must be >= 1, got {hidden}")
-    acts = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
-    if len(acts) != len(hidden):
-        raise ValueError(f"{len(acts)} activations for {len(hidden)} hidden layers")
-    for a in acts + (output_activation,):
-        activation_function(a)
-    acts = tuple(N2P2_ACTIVATIONS.get(a, a) for a in acts)
+    hidden = hidden_widths(hidden, "hidden")
+    acts = layer_activations(activation, hidden, "activation")
+    activation_function(output_activation)
     out_act = N2P2_ACTIVATIONS.get(output_activation, output_activation)
 
-    mode, smin, smax, tables = "none", 0.0, 1.0, None
-    if scaling is not None:
-        mode = scaling.get("mode", "scalecenter")
-        if mode not in SCALING_MODES:
-            raise ValueError(f"scaling mode must be one of {SCALING_MODES}, got {mode!r}")
-        smin, smax = float(scaling.get("smin", 0.0)), float(scaling.get("smax", 1.0))
-        stats = scaling.get("stats")
-        if mode != "none":
-            if not isinstance(stats, Mapping):
-                raise ValueError("scaling needs 'stats': {symbol: {'min','max','mean','sigma'}}")
-            tables = {k: np.zeros((len(symbols), acsf.n_max)) for k in ("min", "max", "mean", "sigma")}
-            for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
-                if s not in stats:
-                    raise ValueError(f"scaling statistics lack element {s}")
-                for k in tables:
-                    vals = np.asarray(stats[s].get(k, np.zeros(nf)) if k == "sigma" else stats[s][k], float)
-                    if vals.shape != (nf,):
-                        raise ValueError(f"scaling statistics '{k}' of {s} have {vals.size} values for {nf} functions")
-                    tables[k][i, :nf] = vals
+    mode, smin, smax, tables = scaling_tables(scaling, acsf)
     e0_map = per_element(e0, symbols, "e0")
     e0_arr = np.array([e0_map[s] for s in acsf.symbols])
     energy_scale = float(energy_scale)
 
     nets = {s: _MLP(hidden + (1,), acts + (out_act,), bool(normalize_nodes)) for s in acsf.symbols}
-    known = np.zeros(119, bool)
-    known[list(acsf.numbers)] = True
-
     def _features(graph):
         G = acsf(graph)
         sp = acsf.species(graph.nodes["numbers"])
@@ -234,26 +296,10 @@ def hdnnp(
         return {"networks": params}
 
     def apply(params, graph):
-        numbers = graph.nodes["numbers"]
-        try:
-            num = np.asarray(numbers)
-        except jax.errors.TracerArrayConversionError:
-            num = None
-        if num is not None:
-            m = np.asarray(graph.nodes["mask"]) & (num > 0)
-            bad = sorted(set(num[m & ~known[np.clip(num, 0, 118)]].tolist()))
-            if bad:
-                raise ValueError(
-                    f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this hdnnp model "
-                    f"(it knows {list(acsf.symbols)})"
-                )
+        refuse_unknown_elements(graph, acsf, "hdnnp")
         G, sp = _features(graph)
-        dtype = G.dtype
-        out = jnp.zeros(G.shape[0], dtype)
-        for k, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
-            e = nets[s].apply({"params": params["networks"][s]}, G[:, :nf])
-            out = e if len(acsf.symbols) == 1 else jnp.where(sp == k, e, out)
-        return energy_scale * out + jnp.asarray(e0_arr, dtype)[sp]
+        out = element_networks(nets, params["networks"], G, sp, acsf)
+        return energy_scale * out + jnp.asarray(e0_arr, G.dtype)[sp]
 
     config = dict(
         elements=list(acsf.symbols),
@@ -263,13 +309,7 @@ def hdnnp(
         output_activation=out_act,
         cutoff_type=acsf.cutoff_type,
         cutoff_alpha=acsf.cutoff_alpha,
-        scaling=None if scaling is None else {
-            "mode": mode, "smin": smin, "smax": smax,
-            "stats": None if tables is None else {
-                s: {k: tables[k][i, :nf].tolist() for k in ("min", "max", "mean", "sigma")}
-                for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions))
-            },
-        },
+        scaling=None if scaling is None else scaling_config(mode, smin, smax, tables, acsf),
         e0=e0_map,
         energy_scale=energy_scale,
         normalize_nodes=bool(normalize_nodes),

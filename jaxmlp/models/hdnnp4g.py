@@ -34,31 +34,25 @@ from typing import Iterable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ase.data import atomic_numbers, chemical_symbols
+from ase.data import atomic_numbers
 
-from ..descriptors.acsf import ACSF, SCALING_MODES, scale_features
+from ..descriptors.acsf import ACSF, scale_features
 from ..graph.ops import node_graph_index
 from .base import Model, element_symbol, per_element, register_model
 from .electrostatics import COULOMB, EwaldSettings, ScreeningSettings, coulomb_matrices, electrostatic_energies, qeq_charges
-from .hdnnp import _MLP, N2P2_ACTIVATIONS, activation_function
+from .hdnnp import (
+    _MLP,
+    N2P2_ACTIVATIONS,
+    activation_function,
+    element_networks,
+    hidden_widths,
+    layer_activations,
+    refuse_unknown_elements,
+    scaling_config,
+    scaling_tables,
+)
 
 __all__ = ["hdnnp4g"]
-
-
-def _acts(activation, hidden, name):
-    acts = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
-    if len(acts) != len(hidden):
-        raise ValueError(f"{name}: {len(acts)} activations for {len(hidden)} hidden layers")
-    for a in acts:
-        activation_function(a)
-    return tuple(N2P2_ACTIVATIONS.get(a, a) for a in acts)
-
-
-def _hidden(hidden, name):
-    hidden = tuple(int(h) for h in hidden)
-    if any(h < 1 for h in hidden):
-        raise ValueError(f"{name} widths must be >= 1, got {hidden}")
-    return hidden
 
 
 def _is_concrete(x) -> bool:
@@ -160,37 +154,19 @@ def hdnnp4g(
     missing = [s for s, n in zip(acsf.symbols, acsf.n_functions) if n == 0]
     if missing:
         raise ValueError(f"element(s) {missing} have no symmetry functions centred on them")
-    hidden = _hidden(hidden, "hidden")
-    hidden_chi = hidden if hidden_electronegativity is None else _hidden(hidden_electronegativity, "hidden_electronegativity")
-    acts = _acts(activation, hidden, "activation")
+    hidden = hidden_widths(hidden, "hidden")
+    hidden_chi = hidden if hidden_electronegativity is None else hidden_widths(hidden_electronegativity, "hidden_electronegativity")
+    acts = layer_activations(activation, hidden, "activation")
     if activation_electronegativity is None:
-        acts_chi = acts if len(hidden_chi) == len(hidden) else _acts(acts[0], hidden_chi, "activation_electronegativity")
+        acts_chi = acts if len(hidden_chi) == len(hidden) else layer_activations(acts[0], hidden_chi, "activation_electronegativity")
     else:
-        acts_chi = _acts(activation_electronegativity, hidden_chi, "activation_electronegativity")
+        acts_chi = layer_activations(activation_electronegativity, hidden_chi, "activation_electronegativity")
     for a in (output_activation, output_activation_electronegativity):
         activation_function(a)
     out_act = N2P2_ACTIVATIONS.get(output_activation, output_activation)
     out_chi = N2P2_ACTIVATIONS.get(output_activation_electronegativity, output_activation_electronegativity)
 
-    mode, smin, smax, tables = "none", 0.0, 1.0, None
-    if scaling is not None:
-        mode = scaling.get("mode", "scalecenter")
-        if mode not in SCALING_MODES:
-            raise ValueError(f"scaling mode must be one of {SCALING_MODES}, got {mode!r}")
-        smin, smax = float(scaling.get("smin", 0.0)), float(scaling.get("smax", 1.0))
-        stats = scaling.get("stats")
-        if mode != "none":
-            if not isinstance(stats, Mapping):
-                raise ValueError("scaling needs 'stats': {symbol: {'min','max','mean','sigma'}}")
-            tables = {k: np.zeros((len(symbols), acsf.n_max)) for k in ("min", "max", "mean", "sigma")}
-            for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
-                if s not in stats:
-                    raise ValueError(f"scaling statistics lack element {s}")
-                for k in tables:
-                    vals = np.asarray(stats[s].get(k, np.zeros(nf)) if k == "sigma" else stats[s][k], float)
-                    if vals.shape != (nf,):
-                        raise ValueError(f"scaling statistics '{k}' of {s} have {vals.size} values for {nf} functions")
-                    tables[k][i, :nf] = vals
+    mode, smin, smax, tables = scaling_tables(scaling, acsf)
 
     sigma_map = per_element(sigma, acsf.symbols, "sigma", 1.0)
     if any(not v > 0 for v in sigma_map.values()):
@@ -212,18 +188,9 @@ def hdnnp4g(
 
     nets = {s: _MLP(hidden + (1,), acts + (out_act,), bool(normalize_nodes)) for s in acsf.symbols}
     nets_chi = {s: _MLP(hidden_chi + (1,), acts_chi + (out_chi,), bool(normalize_nodes)) for s in acsf.symbols}
-    known = np.zeros(119, bool)
-    known[list(acsf.numbers)] = True
 
     def _check(graph):
-        numbers = graph.nodes["numbers"]
-        if _is_concrete(numbers):
-            num = np.asarray(numbers)
-            m = np.asarray(graph.nodes["mask"]) & (num > 0)
-            bad = sorted(set(num[m & ~known[np.clip(num, 0, 118)]].tolist()))
-            if bad:
-                raise ValueError(f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this hdnnp4g model "
-                                 f"(it knows {list(acsf.symbols)})")
+        refuse_unknown_elements(graph, acsf, "hdnnp4g")
         pbc = graph.globals["pbc"]
         if _is_concrete(pbc):
             p = np.asarray(pbc, bool)
@@ -235,15 +202,6 @@ def hdnnp4g(
             return bool((p.all(-1) & gm).any())
         return True
 
-    def _apply_nets(modules, params, X, sp):
-        first = next(iter(X.values())) if isinstance(X, dict) else X
-        out = jnp.zeros(first.shape[0], first.dtype)
-        for k, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions)):
-            x = X[s] if isinstance(X, dict) else X[:, :nf]
-            e = modules[s].apply({"params": params[s]}, x)
-            out = e if len(acsf.symbols) == 1 else jnp.where(sp == k, e, out)
-        return out
-
     def parts(params, graph):
         any_periodic = _check(graph)
         G = acsf(graph)
@@ -253,7 +211,7 @@ def hdnnp4g(
         dtype = G.dtype
         mask = jnp.asarray(graph.nodes["mask"])
         gi = node_graph_index(graph)
-        chi = chi_scale * _apply_nets(nets_chi, params["electronegativity"], G, sp)
+        chi = chi_scale * element_networks(nets_chi, params["electronegativity"], G, sp, acsf)
         J = jnp.stack([jnp.asarray(params["hardness"][s], dtype).reshape(()) for s in acsf.symbols])[sp]
         sig = jnp.where(mask, jnp.asarray(sigma_arr, dtype)[sp], 1.0)
         pbc = jnp.asarray(graph.globals["pbc"])
@@ -276,7 +234,7 @@ def hdnnp4g(
         q, _ = qeq_charges(M, J, chi, gi, mask, Q)
         n_sf = {s: nf for s, nf in zip(acsf.symbols, acsf.n_functions)}
         X = {s: jnp.concatenate([G[:, : n_sf[s]], q[:, None]], axis=1) for s in acsf.symbols}
-        short = energy_scale * _apply_nets(nets, params["networks"], X, sp) + jnp.asarray(e0_arr, dtype)[sp]
+        short = energy_scale * element_networks(nets, params["networks"], X, sp, acsf) + jnp.asarray(e0_arr, dtype)[sp]
         elec = electrostatic_energies(q, M, S)
         nan = jnp.asarray(jnp.nan, dtype)
         ok = covered[gi]
@@ -321,13 +279,7 @@ def hdnnp4g(
         kspace_range=list(kspace_range),
         cutoff_type=acsf.cutoff_type,
         cutoff_alpha=acsf.cutoff_alpha,
-        scaling=None if scaling is None else {
-            "mode": mode, "smin": smin, "smax": smax,
-            "stats": None if tables is None else {
-                s: {k: tables[k][i, :nf].tolist() for k in ("min", "max", "mean", "sigma")}
-                for i, (s, nf) in enumerate(zip(acsf.symbols, acsf.n_functions))
-            },
-        },
+        scaling=None if scaling is None else scaling_config(mode, smin, smax, tables, acsf),
         e0=e0_map,
         energy_scale=energy_scale,
         electronegativity_scale=chi_scale,

@@ -578,18 +578,8 @@ def load_n2p2(directory, length_unit: float = 1.0, energy_unit: float = 1.0, *, 
         max_neighbors=max_neighbors,
     )
 
-    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-    networks = {}
-    for e, nf in zip(model.extras["descriptor"].symbols, model.extras["descriptor"].n_functions):
-        wpath = d / f"weights.{atomic_numbers[e]:03d}.data"
-        if not wpath.is_file():
-            raise FileNotFoundError(f"weights file for {e} not found: {wpath}")
-        kernels, biases = _read_weights(wpath, [nf] + hidden + [1])
-        networks[e] = {
-            f"layer_{k}": {"kernel": jnp.asarray(w, dtype), "bias": jnp.asarray(b, dtype)}
-            for k, (w, b) in enumerate(zip(kernels, biases))
-        }
-    return model, {"networks": networks}
+    acsf = model.extras["descriptor"]
+    return model, {"networks": _network_params(d, "weights", acsf.symbols, acsf.n_functions, hidden)}
 
 
 def _fmt(x: float) -> str:

@@ -1,0 +1,262 @@
+"""A short-range repulsive core: the ZBL screened nuclear repulsion, switched off at ``r_in``.
+
+A learned potential has no data closer than the shortest distance of its
+training set and may extrapolate into an attractive hole there (an HDNNP of
+water trained on DFT frames whose shortest O–H is 0.88 Å lets two atoms fall
+onto each other in MD).  Adding this term puts a wall below a per-element-pair
+inner radius ``r_in`` without touching the range the data covers:
+
+``φ_ab(r) = V_ZBL(r) · s((r − r_on)/(r_in − r_on))``, ``r_on = r_in − width``
+(at least 0), with ``V_ZBL(r) = Z_a Z_b e²/(4πε₀ r) · Φ(r/a)``,
+``a = 0.46850 Å / (Z_a^0.23 + Z_b^0.23)`` and the universal screening
+``Φ(x) = 0.18175 e^{−3.19980x} + 0.50986 e^{−0.94229x} + 0.28022 e^{−0.40290x}
++ 0.02817 e^{−0.20162x}`` (Ziegler, Biersack, Littmark 1985).  ``s`` is the
+quintic smoothstep ``1 − 10t³ + 15t⁴ − 6t⁵`` (1 for ``t ≤ 0``, 0 for
+``t ≥ 1``): φ, its first and second derivative vanish at ``r_in`` (C²), and
+the switch is C² at ``r_on`` too.  For ``r ≥ r_in`` the term is exactly zero,
+so it adds nothing to energies, forces or stresses of structures whose pair
+distances are all at least ``r_in``.
+
+Per-atom energy ``e_i = ½ Σ_j φ(r_ij)`` over the edges whose centre is
+``i`` (as :mod:`jaxmlp.models.pair`).  :func:`core_radii` picks ``r_in`` per
+pair from a data set's shortest distances minus a margin.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ase import units
+from ase.data import atomic_numbers, chemical_symbols
+
+from ..graph.ops import edge_vectors, safe_norm
+from .base import Model, element_symbol, register_model
+
+__all__ = ["zbl_repulsion", "zbl_energy", "core_radii", "pair_key", "COULOMB_EV_A"]
+
+#: e²/(4πε₀) in eV·Å (Hartree · Bohr).
+COULOMB_EV_A = units.Hartree * units.Bohr
+_ZBL_C = (0.18175, 0.50986, 0.28022, 0.02817)
+_ZBL_D = (3.19980, 0.94229, 0.40290, 0.20162)
+_ZBL_A0 = 0.46850  # Å
+
+
+def pair_key(a, b) -> str:
+    """Canonical ``"A-B"`` key of an element pair (lighter element first): ``pair_key("O", 1) == "H-O"``."""
+    sa, sb = sorted((element_symbol(a), element_symbol(b)), key=lambda s: atomic_numbers[s])
+    return f"{sa}-{sb}"
+
+
+def _parse_key(key) -> str:
+    if isinstance(key, str):
+        parts = key.split("-")
+        if len(parts) != 2:
+            raise ValueError(f"element pair keys look like 'H-O', got {key!r}")
+        return pair_key(*parts)
+    if isinstance(key, tuple) and len(key) == 2:
+        return pair_key(*key)
+    raise TypeError(f"element pair keys must be 'A-B' strings or (A, B) tuples, got {key!r}")
+
+
+def zbl_energy(r, z_a, z_b):
+    """Bare ZBL pair energy ``V(r)`` in eV for distances ``r`` (Å) and atomic numbers ``z_a, z_b``."""
+    r = jnp.asarray(r)
+    z_a, z_b = jnp.asarray(z_a, r.dtype), jnp.asarray(z_b, r.dtype)
+    a = _ZBL_A0 / (z_a**0.23 + z_b**0.23)
+    x = r / a
+    phi = sum(c * jnp.exp(-d * x) for c, d in zip(_ZBL_C, _ZBL_D))
+    return COULOMB_EV_A * z_a * z_b / r * phi
+
+
+def _smoothstep_off(t):
+    """1 − 10t³ + 15t⁴ − 6t⁵ on [0, 1]; 1 below, 0 above (C²)."""
+    t = jnp.clip(t, 0.0, 1.0)
+    return 1.0 - t**3 * (10.0 - 15.0 * t + 6.0 * t * t)
+
+
+def _radii_table(symbols, r_in) -> dict:
+    pairs = [pair_key(a, b) for a, b in itertools.combinations_with_replacement(symbols, 2)]
+    if isinstance(r_in, bool):
+        raise TypeError(f"r_in must be a number or a dict 'A-B' → Å, got {r_in!r}")
+    if isinstance(r_in, (int, float, np.floating, np.integer)):
+        table = {p: float(r_in) for p in pairs}
+    elif isinstance(r_in, Mapping):
+        table = {}
+        for k, v in r_in.items():
+            key = _parse_key(k)
+            if key not in pairs:
+                raise ValueError(f"r_in given for pair {key}, not a pair of the model's elements {list(symbols)}")
+            table[key] = float(v)
+        missing = [p for p in pairs if p not in table]
+        if missing:
+            raise ValueError(f"r_in lacks element pair(s) {missing}")
+    else:
+        raise TypeError(f"r_in must be a number or a dict 'A-B' → Å, got {type(r_in).__name__}")
+    bad = {k: v for k, v in table.items() if not (np.isfinite(v) and v > 0)}
+    if bad:
+        raise ValueError(f"r_in must be positive and finite (Å), got {bad}")
+    return {p: table[p] for p in pairs}
+
+
+@register_model("zbl_repulsion")
+def zbl_repulsion(elements, r_in, width: float = 0.3) -> Model:
+    """ZBL nuclear repulsion active only below ``r_in`` per element pair (module docstring).
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+        Elements the term knows.
+    r_in : float or dict
+        Inner radius in Å where the term (energy, force and curvature) reaches
+        zero: one value for every pair, or ``{"A-B": r}`` for every pair of
+        ``elements`` (keys in either order, or ``(A, B)`` tuples), e.g. from
+        :func:`core_radii`.
+    width : float
+        Width of the switch in Å: the bare ZBL acts below ``r_in − width``
+        (or the switch starts at 0 when ``width ≥ r_in``).
+
+    Returns
+    -------
+    Model
+        ``cutoff = max r_in``; no trainable parameters (``init`` returns the
+        empty tuple ``()``), so it can be added to a learned model with
+        :func:`jaxmlp.models.sum_models` and training moves only the learned
+        part.
+
+    Raises
+    ------
+    ValueError
+        For no or unknown elements, missing, extra, non-positive or
+        non-finite radii, a non-positive width, or (on concrete graphs)
+        atoms of elements the term does not know.
+    TypeError
+        For radii that are neither a number nor a mapping.
+    """
+    if isinstance(elements, (str, int)):
+        elements = [elements]
+    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    if not symbols:
+        raise ValueError("zbl_repulsion needs at least one element")
+    if isinstance(width, bool) or not isinstance(width, (int, float, np.floating, np.integer)):
+        raise TypeError(f"width must be a number (Å), got {width!r}")
+    width = float(width)
+    if not (np.isfinite(width) and width > 0):
+        raise ValueError(f"width must be positive and finite (Å), got {width}")
+    radii = _radii_table(symbols, r_in)
+    S = len(symbols)
+    zs = np.array([atomic_numbers[s] for s in symbols])
+    table = np.full(119, -1, np.int32)
+    table[zs] = np.arange(S)
+    r_out = np.zeros((S, S))
+    for i, j in itertools.product(range(S), repeat=2):
+        r_out[i, j] = radii[pair_key(symbols[i], symbols[j])]
+    r_on = np.maximum(r_out - width, 0.0)
+    cutoff = float(r_out.max())
+
+    def init(key, graph=None):
+        del key, graph
+        return ()
+
+    def apply(params, graph):
+        del params
+        numbers = graph.nodes["numbers"]
+        try:  # refuse unknown elements on concrete graphs (skipped under tracing)
+            num = np.asarray(numbers)
+            real = np.asarray(graph.nodes["mask"]) & (num > 0)
+            bad = sorted(set(num[real & (table[np.clip(num, 0, 118)] < 0)].tolist()))
+            if bad:
+                raise ValueError(f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this zbl_repulsion "
+                                 f"model (it knows {symbols})")
+        except jax.errors.TracerArrayConversionError:
+            pass
+        vec = edge_vectors(graph)
+        mask = graph.edges["mask"]
+        r = safe_norm(vec, mask)
+        sp = jnp.asarray(table)[jnp.clip(numbers, 0, 118)]
+        si, sj = sp[graph.receivers], sp[graph.senders]
+        known = (si >= 0) & (sj >= 0)
+        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
+        hi = jnp.asarray(r_out, r.dtype)[si, sj]
+        lo = jnp.asarray(r_on, r.dtype)[si, sj]
+        inside = mask & known & (r < hi)
+        r_safe = jnp.where(inside, r, hi)
+        r_safe = jnp.where(r_safe > 0, r_safe, hi)
+        za = jnp.asarray(zs, r.dtype)[si]
+        zb = jnp.asarray(zs, r.dtype)[sj]
+        e = zbl_energy(r_safe, za, zb) * _smoothstep_off((r_safe - lo) / (hi - lo))
+        e = jnp.where(inside, e, 0.0)
+        n = graph.nodes["positions"].shape[0]
+        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=n)
+
+    config = dict(elements=symbols, r_in=radii, width=width)
+    return Model("zbl_repulsion", config, cutoff, init, apply, needs_triplets=False,
+                 elements=tuple(int(z) for z in zs), n_layers=1, extras={"r_in": dict(radii)})
+
+
+def core_radii(frames, elements=None, margin: float = 0.05, r_max: float = 3.0) -> dict:
+    """Per-pair inner radii ``{"A-B": d_min(A, B) − margin}`` (Å) from the shortest distances in ``frames``.
+
+    Parameters
+    ----------
+    frames : ase.Atoms or sequence of ase.Atoms (or a jaxmlp ``Dataset``)
+        The training data (periodic images counted).
+    elements : sequence, optional
+        Elements whose pairs are needed (default: those present).
+    margin : float
+        Å subtracted from each shortest distance, so the core term is zero
+        on every training structure.
+    r_max : float
+        Search radius in Å; every pair must occur closer than this.
+
+    Returns
+    -------
+    dict ``"A-B"`` → Å, the ``r_in`` argument of :func:`zbl_repulsion`.
+
+    Raises
+    ------
+    ValueError
+        For no frames, a negative margin, a pair that never occurs within
+        ``r_max``, or a radius that would not be positive.
+    """
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    if isinstance(frames, Atoms):
+        frames = [frames]
+    frames = [f for f in frames]
+    if not frames:
+        raise ValueError("core_radii needs at least one structure")
+    if not all(isinstance(f, Atoms) for f in frames):
+        raise TypeError("core_radii expects ase.Atoms structures")
+    margin, r_max = float(margin), float(r_max)
+    if not (margin >= 0 and np.isfinite(margin)):
+        raise ValueError(f"margin must be >= 0 (Å), got {margin}")
+    if not r_max > 0:
+        raise ValueError(f"r_max must be positive (Å), got {r_max}")
+    present = sorted({int(z) for f in frames for z in f.numbers})
+    symbols = [element_symbol(z) for z in present] if elements is None else [element_symbol(e) for e in elements]
+    symbols = sorted(set(symbols), key=lambda s: atomic_numbers[s])
+    shortest: dict = {}
+    for f in frames:
+        i, j, d = neighbor_list("ijd", f, r_max)
+        zi, zj = f.numbers[i], f.numbers[j]
+        for a, b in itertools.combinations_with_replacement(symbols, 2):
+            za, zb = atomic_numbers[a], atomic_numbers[b]
+            sel = ((zi == za) & (zj == zb)) | ((zi == zb) & (zj == za))
+            if sel.any():
+                key = pair_key(a, b)
+                shortest[key] = min(shortest.get(key, np.inf), float(d[sel].min()))
+    out = {}
+    for a, b in itertools.combinations_with_replacement(symbols, 2):
+        key = pair_key(a, b)
+        if key not in shortest:
+            raise ValueError(f"pair {key} never occurs within r_max={r_max} Å in the frames; pass a larger r_max or r_in by hand")
+        r = shortest[key] - margin
+        if not r > 0:
+            raise ValueError(f"pair {key}: shortest distance {shortest[key]:.3f} Å minus margin {margin} Å is not positive")
+        out[key] = r
+    return out

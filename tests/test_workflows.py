@@ -336,9 +336,96 @@ def test_model_hessian_vanishes_beyond_twice_the_cutoff():
     assert beyond and all(row["max"] == 0.0 for row in beyond)
 
 
+def test_model_range_rows_agree_with_the_dense_hessian():
+    """Hessian rows of a few atoms (3 HVPs each) give the dense Hessian's blocks: same zeros beyond 2·R_c, same range."""
+    import jax
+
+    from jaxmlp.graph.build import atoms_to_graph
+    from jaxmlp.observables import hessian
+
+    train = Dataset.from_atoms([_emt(fcc(reps=2, seed=s)) for s in (0, 1)])
+    model = ft.fragment_hdnnp(train, 2.8, n_radial=3, etas=(), zetas=(), hidden=(4,))
+    params = model.init(jax.random.PRNGKey(2), train.graphs(2.8)[0])
+    cluster = cut(fcc(reps=3), 0, 7.0, keep_whole=False, bond_scale=0.5).atoms
+    dense = ft.model_range(model, params, cluster)
+    every = ft.model_range(model, params, cluster, rows=range(len(cluster)))
+    assert every["max_beyond"] == 0.0 and every["n_pairs_beyond"] == dense["n_pairs_beyond"]
+    assert every["measured_range"] == pytest.approx(dense["measured_range"], abs=1e-9)
+    assert every["max_norm"] == pytest.approx(dense["max_norm"], rel=1e-10)
+    rows = [3, 17, 40]
+    part = ft.model_range(model, params, cluster, rows=rows)
+    H = np.asarray(hessian(model, params, atoms_to_graph(cluster, model.cutoff)), float)
+    n = len(cluster)
+    blocks = np.linalg.norm(H.reshape(n, 3, n, 3).transpose(0, 2, 1, 3)[rows], axis=(2, 3))
+    d = np.linalg.norm(cluster.positions[rows][:, None] - cluster.positions[None], axis=-1)
+    off = d > 0
+    assert part["max_norm"] == pytest.approx(blocks[off].max(), rel=1e-10)
+    assert part["measured_range"] == pytest.approx(d[off & (blocks > 1e-8)].max(), abs=1e-9)
+    assert part["n_pairs_beyond"] == int((d > 5.6).sum()) > 0 and part["max_beyond"] == 0.0
+    with pytest.raises(ValueError, match="distinct atom indices"):
+        ft.model_range(model, params, cluster, rows=[0, 0])
+    with pytest.raises(ValueError, match="finite cluster"):
+        ft.model_range(model, params, fcc(reps=2), rows=[0])
+
+
+def test_dense_neighbour_layout_gives_the_same_model():
+    """fragment_hdnnp(max_neighbors=K) evaluates the same energies and forces as the triplet layout."""
+    import jax
+
+    from jaxmlp.graph import max_degree
+    from jaxmlp.graph.build import atoms_to_graph
+    from jaxmlp.observables import energy_and_forces
+
+    frames = [_emt(fcc(reps=2, seed=s)) for s in (0, 1)]
+    train = Dataset.from_atoms(frames)
+    kw = dict(n_radial=3, etas=(0.0,), zetas=(1.0,), hidden=(4,))
+    sparse = ft.fragment_hdnnp(train, 3.0, **kw)
+    dense = ft.fragment_hdnnp(train, 3.0, max_neighbors=max_degree(frames, 3.0) + 8, **kw)
+    assert sparse.needs_triplets and not dense.needs_triplets
+    g = atoms_to_graph(frames[0], 3.0, triplets=True)
+    params = sparse.init(jax.random.PRNGKey(0), g)
+    e1, f1 = energy_and_forces(sparse, params, g)
+    e2, f2 = energy_and_forces(dense, params, atoms_to_graph(frames[0], 3.0))
+    np.testing.assert_allclose(np.asarray(e2), np.asarray(e1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(f2), np.asarray(f1), atol=1e-10)
+
+
+def test_train_hdnnps_seeds():
+    """One model per spec, one run per seed: the seed-0 run is the plain run; another seed is another run."""
+    from jaxmlp.training import TrainConfig
+
+    frames = [_emt(fcc(reps=2, seed=s)) for s in range(4)]
+    ds = Dataset.from_atoms(frames)
+    spec = {"M": {"train": ds[:3], "valid": ds[3:], "cutoff": 2.8}}
+    kw = dict(n_radial=3, etas=(), zetas=(), hidden=(4,))
+    cfg = TrainConfig(loss="forces", epochs=30, batch_size=2, learning_rate=3e-3, seed=0, convergence_window=3,
+                      convergence_rtol=0.5)
+    plain = ft.train_hdnnps(spec, cfg, **kw)["M"]
+    multi = ft.train_hdnnps(spec, cfg, seeds=[0, 5], **kw)["M"]
+    assert [r["seed"] for r in multi["runs"]] == [0, 5] and "params" not in multi
+    assert all(r["cpu_s"] > 0 and r["wall_s"] > 0 for r in multi["runs"])
+    a = jax_leaves(plain["params"])
+    b = jax_leaves(multi["runs"][0]["params"])
+    c = jax_leaves(multi["runs"][1]["params"])
+    assert all(np.allclose(x, y, rtol=0, atol=1e-12) for x, y in zip(a, b))
+    assert not all(np.allclose(x, y) for x, y in zip(a, c))
+    # the loose convergence test stops every run early and says so
+    for r in [plain, *multi["runs"]]:
+        assert r["history"][-1].get("stop") == "converged" and r["history"][-1]["converged"]
+        assert len(r["history"]) < 30
+    with pytest.raises(ValueError, match="seeds"):
+        ft.train_hdnnps(spec, cfg, seeds=[], **kw)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
 # ----------------------------------------------------------------------------- the example's fast mode
 def test_example_fast_mode(tmp_path):
-    """The whole workflow on EMT Cu: R_c from Γ, Table 1/2 counts, labels cached, three HDNNPs, Hessian ranges."""
+    """The whole workflow on EMT Cu: R_c from Γ, Table 1/2 counts, labels cached, three HDNNPs × 2 seeds, Hessian ranges."""
     path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "fragment_training.py"
     spec = importlib.util.spec_from_file_location("example_fragment_training", path)
     module = importlib.util.module_from_spec(spec)
@@ -347,10 +434,21 @@ def test_example_fast_mode(tmp_path):
     res = module.main("fast", out=out, cache=tmp_path / "cache", figures=False)
     assert out.exists()
     assert res["r_c"] == pytest.approx(res["range"]["r_frag_conv"] / 2)
+    plan = module.PLANS["fast"]
     for m in res["models"].values():
         assert m["hessian"]["max_beyond"] == 0.0
         assert m["hessian"]["measured_range"] <= 2 * m["cutoff"] + 1e-9
-        assert np.isfinite(m["bulk"]["force_rmse"]) and m["epochs"] == module.PLANS["fast"]["train"]["epochs"]
+        assert [r["seed"] for r in m["runs"]] == list(plan["seeds"])
+        for r in m["runs"]:
+            assert np.isfinite(r["bulk"]["force_rmse"]) and 1 <= r["epochs"] <= plan["train"]["epochs"]
+            assert len(r["history"]) == r["epochs"] and all("valid_force_rmse" in h for h in r["history"])
+            # a run that stopped early passed the convergence test; one that did not is flagged unconverged
+            assert r["converged"] == (r["stopped"] == "converged")
+            assert r["stopped"] in ("converged", "epochs", "time_limit")
+        fr = m["bulk_summary"]["force_rmse"]
+        assert fr["mean"] == pytest.approx(np.mean([r["bulk"]["force_rmse"] for r in m["runs"]]))
+        assert fr["std"] == pytest.approx(np.std([r["bulk"]["force_rmse"] for r in m["runs"]], ddof=1))
+        assert m["converged_all"] == all(r["converged"] for r in m["runs"])
     assert res["models"]["HDNNP3"]["cutoff"] == pytest.approx(2 * res["models"]["HDNNP1"]["cutoff"])
     small, large3 = res["tables"]["small_Rc"]["Cu"], res["tables"]["large_2Rc"]["Cu"]
     assert small["n_central_total"] >= small["n_fragments"]  # every site is complete within R_c of an R_c fragment
@@ -358,3 +456,8 @@ def test_example_fast_mode(tmp_path):
     # the reference's own error: large fragments' central atoms are far closer to bulk than small ones'
     ref = res["reference_force_errors"]
     assert ref["large_2Rc"]["mean"] < ref["small_Rc"]["mean"]
+    # options: a force tolerance picks R_frag^conv by ||Δf||; bad options are refused by name
+    with pytest.raises(ValueError, match="force_tolerance"):
+        module.main("fast", out=out, cache=tmp_path / "cache", figures=False, force_tolerance=-1.0)
+    with pytest.raises(ValueError, match="seeds"):
+        module.main("fast", out=out, cache=tmp_path / "cache", figures=False, seeds=[])

@@ -305,7 +305,8 @@ def central_force_errors(fragments: Sequence[Fragment], labelled: Sequence[Atoms
 # 4. HDNNPs
 # ----------------------------------------------------------------------------
 def fragment_hdnnp(train_set, cutoff: float, n_radial: int = 6, etas: Sequence[float] = (0.0, 0.05),
-                   zetas: Sequence[float] = (1.0, 4.0), hidden: Sequence[int] = (16, 16), elements=None):
+                   zetas: Sequence[float] = (1.0, 4.0), hidden: Sequence[int] = (16, 16), elements=None,
+                   max_neighbors: int | None = None):
     """An HDNNP for a fragment training set: ACSF grid for ``cutoff``, scaling and E0 from the set.
 
     ``n_radial`` shifted radial functions per element pair from 0.8 Å to
@@ -319,6 +320,11 @@ def fragment_hdnnp(train_set, cutoff: float, n_radial: int = 6, etas: Sequence[f
     training energies (for fragments of one stoichiometry family, e.g.
     (H2O)_n, the split between elements is the minimum-norm one; the
     network learns the rest).
+
+    ``max_neighbors`` selects the dense ACSF layout (no triplet lists; much
+    faster on CPU for long cutoffs): pass it with a margin over the largest
+    neighbour count of any structure the model will see (an atom with more
+    neighbours makes the energy NaN, see :func:`jaxmlp.models.hdnnp`).
 
     Returns
     -------
@@ -335,37 +341,62 @@ def fragment_hdnnp(train_set, cutoff: float, n_radial: int = 6, etas: Sequence[f
     stats = acsf.ACSF(elements, sfs).statistics(train_set.graphs(cutoff, triplets=bool(angular)))
     scaling = {"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}
     e0 = fit_reference_energies(train_set, elements)
-    return hdnnp(elements, sfs, hidden=tuple(hidden), activation="tanh", scaling=scaling, e0=e0)
+    return hdnnp(elements, sfs, hidden=tuple(hidden), activation="tanh", scaling=scaling, e0=e0,
+                 max_neighbors=max_neighbors)
 
 
-def train_hdnnps(specs: Mapping[str, Mapping], config, progress: bool = False, **model_kwargs) -> dict:
+def train_hdnnps(specs: Mapping[str, Mapping], config, progress: bool = False, seeds: Sequence[int] | None = None,
+                 **model_kwargs) -> dict:
     """Train several fragment HDNNPs with one protocol and budget.
 
     Parameters
     ----------
-    specs : dict name → ``{"train": Dataset, "valid": Dataset or None, "cutoff": float}``.
-    config : TrainConfig — the same for every model (epochs, ``time_limit``, seed, ...).
-    progress : bool — print one line per model.
+    specs : dict name → ``{"train": Dataset, "valid": Dataset or None, "cutoff": float}``
+        and optionally ``"model_kwargs"`` (dict, overrides ``**model_kwargs``
+        for that model only, e.g. ``max_neighbors`` for its cutoff).
+    config : TrainConfig — the same for every model (epochs, ``time_limit``,
+        convergence test, seed, ...).
+    progress : bool — print one line per run.
+    seeds : sequence of int, optional — train every model once per seed
+        (``config.replace(seed=s)``; the model and its ACSF scaling are built
+        once, so the compiled steps are shared between seeds).
     **model_kwargs — passed to :func:`fragment_hdnnp`.
 
     Returns
     -------
-    dict name → ``{"model", "params", "history", "wall_s", "cutoff", "n_train"}``.
+    dict name → ``{"model", "params", "history", "wall_s", "cpu_s", "cutoff", "n_train"}``
+    (``cpu_s``: process CPU time of the run, all threads).  With ``seeds``
+    each entry has ``"runs"`` instead: a list of ``{"seed", "params",
+    "history", "wall_s", "cpu_s"}``, in the order of ``seeds``.
     """
     from ..training import train
 
+    if seeds is not None:
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("seeds must name at least one seed (or be None)")
     out = {}
     for name, spec in specs.items():
-        model = fragment_hdnnp(spec["train"], spec["cutoff"], **model_kwargs)
-        t = time.perf_counter()
-        params, history = train(model, spec["train"], spec.get("valid"), config)
-        wall = time.perf_counter() - t
-        out[name] = {"model": model, "params": params, "history": history, "wall_s": wall,
-                     "cutoff": float(spec["cutoff"]), "n_train": len(spec["train"])}
-        if progress:
-            last = history[-1]
-            print(f"{name}: cutoff {spec['cutoff']:.2f} Å, {len(spec['train'])} structures, {len(history)} epochs, "
-                  f"{wall:.0f} s, valid force RMSE {last.get('valid_force_rmse', float('nan')):.4f} eV/Å", flush=True)
+        kw = {**model_kwargs, **dict(spec.get("model_kwargs") or {})}
+        model = fragment_hdnnp(spec["train"], spec["cutoff"], **kw)
+        runs = []
+        for seed in (seeds if seeds is not None else [None]):
+            cfg = config if seed is None else config.replace(seed=seed)
+            t, c = time.perf_counter(), time.process_time()
+            params, history = train(model, spec["train"], spec.get("valid"), cfg)
+            runs.append({"seed": cfg.seed, "params": params, "history": history,
+                         "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c})
+            if progress:
+                last = history[-1]
+                print(f"{name} (seed {cfg.seed}): cutoff {spec['cutoff']:.2f} Å, {len(spec['train'])} structures, "
+                      f"{len(history)} epochs, {runs[-1]['wall_s']:.0f} s, valid force RMSE "
+                      f"{last.get('valid_force_rmse', float('nan')):.4f} eV/Å", flush=True)
+        entry = {"model": model, "cutoff": float(spec["cutoff"]), "n_train": len(spec["train"])}
+        if seeds is None:
+            entry.update({k: v for k, v in runs[0].items() if k != "seed"})
+        else:
+            entry["runs"] = runs
+        out[name] = entry
     return out
 
 
@@ -414,23 +445,82 @@ def bulk_errors(model, params, bulk_set, offset_structure: Atoms | None = None, 
             "n_structures": n_bulk, "n_atoms": int(len(df))}
 
 
-def model_range(model, params, atoms: Atoms, tol: float = 1e-8, bin_width: float = 0.5) -> dict:
+def model_range(model, params, atoms: Atoms, tol: float = 1e-8, bin_width: float = 0.5,
+                rows: Sequence[int] | None = None) -> dict:
     """The model Hessian's range: ``max ||h_AB||`` beyond ``2·R_c`` (must be 0) and the measured force range.
+
+    Parameters
+    ----------
+    model, params : a local model (``2·R_c`` range) and its parameters.
+    atoms : ase.Atoms — the test structure (a finite cluster larger than
+        ``2·R_c`` across, or a periodic cell).
+    tol : float, eV/Å² — blocks with norm ≤ ``tol`` count as zero for the measured range.
+    bin_width : float, Å — bins of the decay table.
+    rows : sequence of int, optional — only the Hessian rows of these atoms
+        (``3·len(rows)`` Hessian-vector products instead of ``3N``; for
+        long-cutoff models, pick atoms near the surface of a finite cluster:
+        they have partners beyond ``2·R_c``).  Every block ``h_AB`` with
+        ``A`` in ``rows`` and any ``B`` is evaluated.  Finite clusters only.
 
     Returns
     -------
     dict: ``interaction_range`` (Å, ``2·R_c``), ``max_beyond`` (eV/Å²),
     ``n_pairs_beyond``, ``measured_range`` (Å, largest distance with
     ``||h_AB|| > tol``), ``max_norm`` and the binned decay ``decay``
-    (rows ``r_lo``, ``r_hi``, ``max``, ``mean``, ``count``).
+    (rows ``r_lo``, ``r_hi``, ``max``, ``mean``, ``count``); with ``rows``
+    also ``rows`` (the atoms) and ``n_pairs``.
     """
     from ..analysis.locality import decay
     from ..graph.build import atoms_to_graph
     from ..observables import hessian
 
     g = atoms_to_graph(atoms, model.cutoff, triplets=model.needs_triplets)
+    if rows is not None:
+        return _model_range_rows(model, params, atoms, g, rows, tol, bin_width)
     H = np.asarray(hessian(model, params, g, chunk_size=96), float)
     fr = force_range(model, params, atoms, tol=tol, hessian=H)
     dec = decay(H, atoms, bin_width=bin_width)
     return {"interaction_range": fr.local_range, "max_beyond": fr.max_beyond, "n_pairs_beyond": fr.n_beyond,
             "measured_range": fr.radius, "max_norm": fr.max_norm, "tol": float(tol), "decay": dec.rows()}
+
+
+def _model_range_rows(model, params, atoms, graph, rows, tol, bin_width) -> dict:
+    """:func:`model_range` from the Hessian rows of a few atoms (3 Hessian-vector products per atom)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..observables import hessian_vector_product
+
+    if np.any(atoms.pbc):
+        raise ValueError("model_range(rows=...) needs a finite cluster (distances without periodic images)")
+    n = len(atoms)
+    idx = np.asarray(list(rows), dtype=int)
+    if idx.size == 0 or idx.min() < 0 or idx.max() >= n or len(set(idx.tolist())) != idx.size:
+        raise ValueError(f"rows must be distinct atom indices in [0, {n}), got {list(rows)!r}")
+    if not np.isfinite(model.cutoff):
+        raise ValueError("model_range needs a local model with a finite cutoff")
+    local = 2.0 * float(model.cutoff) * int(getattr(model, "n_layers", 1) or 1)
+    pos = np.asarray(atoms.positions, float)
+    dtype = graph.nodes["positions"].dtype
+    hvp = jax.jit(lambda p, g, v: hessian_vector_product(model, p, g, v))  # one compilation for every row
+    norms = np.zeros((idx.size, n))
+    for k, a in enumerate(idx):
+        basis = np.zeros((3 * n, 3))
+        basis[3 * a:3 * a + 3, :] = np.eye(3)
+        cols = np.asarray(hvp(params, graph, jnp.asarray(basis, dtype)), float)  # H[:, A]
+        norms[k] = np.linalg.norm(cols.reshape(n, 3, 3), axis=(1, 2))
+    dist = np.linalg.norm(pos[idx][:, None, :] - pos[None, :, :], axis=-1)
+    off = dist > 0
+    beyond = off & (dist > local)
+    nz = off & (norms > tol)
+    edges = np.arange(0.0, dist.max() + bin_width, bin_width)
+    dec = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = off & (dist >= lo) & (dist < hi)
+        if m.any():
+            dec.append({"r_lo": float(lo), "r_hi": float(hi), "max": float(norms[m].max()),
+                        "mean": float(norms[m].mean()), "count": int(m.sum())})
+    return {"interaction_range": local, "max_beyond": float(norms[beyond].max()) if beyond.any() else 0.0,
+            "n_pairs_beyond": int(beyond.sum()), "measured_range": float(dist[nz].max()) if nz.any() else 0.0,
+            "max_norm": float(norms[off].max()), "tol": float(tol), "decay": dec, "rows": idx.tolist(),
+            "n_pairs": int(off.sum())}

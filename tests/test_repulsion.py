@@ -10,7 +10,17 @@ from ase import Atoms
 
 import jaxmlp
 from jaxmlp.descriptors.acsf import angular_set, radial_grid
-from jaxmlp.models import core_radii, hdnnp, lennard_jones, morse, sum_models, with_core_repulsion, zbl_repulsion
+from jaxmlp.models import (
+    core_radii,
+    gap_barrier,
+    hdnnp,
+    lennard_jones,
+    morse,
+    pair_gaps,
+    sum_models,
+    with_core_repulsion,
+    zbl_repulsion,
+)
 from jaxmlp.testing import check_model
 
 from helpers import morse_frames, random_cell_atoms
@@ -240,3 +250,56 @@ def test_bad_input():
     model = sum_models(lj, core)
     with pytest.raises(ValueError, match="tuple of 2"):
         model.apply(lj.init(None), jaxmlp.atoms_to_graph(dimer("H", "H", 0.7), 3.0))
+
+
+def test_gap_barrier_bump_is_c2_and_zero_outside_its_window():
+    lo, hi, h = 1.15, 1.35, 0.8
+    model = gap_barrier(["H", "O"], {"O-H": (lo, hi)}, height=h)
+    for r in (1.2, 1.25, 1.3):
+        t = (r - lo) / (hi - lo)
+        assert dimer_energy(model, (), "O", "H", r) == pytest.approx(h * 64 * t**3 * (1 - t) ** 3, rel=1e-12)
+    assert dimer_energy(model, (), "O", "H", 0.5 * (lo + hi)) == pytest.approx(h, rel=1e-12)  # maximum h at the centre
+    for r in (1.0, lo - 1e-9, hi + 1e-9, 1.6):
+        assert dimer_energy(model, (), "O", "H", r) == 0.0
+    assert dimer_energy(model, (), "H", "H", 1.25) == 0.0  # no window for H–H
+    e = _radial_energy(model, "O", "H")
+    d1, d2 = jax.grad(e), jax.grad(jax.grad(e))
+    eps = 1e-5  # E, E′, E″ vanish like eps³, eps², eps at both ends
+    for edge, sign in ((lo, 1.0), (hi, -1.0)):
+        for f, ratio in ((e, 8.0), (d1, 4.0), (d2, 2.0)):
+            assert float(f(edge + sign * 2 * eps)) / float(f(edge + sign * eps)) == pytest.approx(ratio, rel=2e-3)
+    with pytest.raises(ValueError, match="lo < hi"):
+        gap_barrier(["H", "O"], {"H-O": (1.3, 1.2)})
+    with pytest.raises(ValueError, match="height"):
+        gap_barrier(["H", "O"], {"H-O": (1.1, 1.2)}, height=-1.0)
+    with pytest.raises(TypeError, match="windows"):
+        gap_barrier(["H", "O"], {})
+
+
+def test_pair_gaps_finds_the_empty_window():
+    frames = []
+    for d in (0.95, 1.0, 1.1):  # two molecules: covalent O–H up to 1.1 Å, the next O–H from 1.5 Å
+        frames.append(Atoms("OHOH", positions=[[0, 0, 0], [d, 0, 0], [d + 1.5, 0, 0], [d + 2.5, 0, 0]], cell=np.eye(3) * 12,
+                            pbc=True))
+    gaps = pair_gaps(frames, ["O-H"], r_max=1.9, margin=0.02)
+    assert set(gaps) == {"H-O"}
+    assert gaps["H-O"][0] == pytest.approx(1.12) and gaps["H-O"][1] == pytest.approx(1.48)
+    with pytest.raises(ValueError, match="narrower"):
+        pair_gaps(frames, ["H-O"], r_max=1.9, min_width=1.0)
+
+
+def test_three_part_sum_round_trip_and_fd_forces(tmp_path):
+    atoms = _water_like_cell(seed=2)
+    net = _small_hdnnp(atoms)
+    model = sum_models(net, zbl_repulsion(["H", "O"], r_in=1.0), gap_barrier(["H", "O"], {"H-O": (1.0, 1.6)}, height=0.5))
+    params = model.init(jax.random.PRNGKey(0), None)
+    assert params[1] == () and params[2] == () and model.extras["learned"] == (0,)
+    report = check_model(model, params, atoms, checks=["fd_forces", "fd_stress"])
+    assert all(v["ratio"] < 1e-2 for v in report["errors"].values()), report["errors"]
+    jaxmlp.save(tmp_path / "m.npz", model, params)
+    m2, p2 = jaxmlp.load(tmp_path / "m.npz")
+    assert m2.config == model.config and jax.tree.structure(p2) == jax.tree.structure(params)
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff, triplets=True)
+    parts = [float(jaxmlp.energy(m, p, g)[0]) for m, p in zip(model.extras["parts"], params)]
+    assert parts[2] > 0  # some O–H pair inside the window
+    assert float(jaxmlp.energy(m2, p2, g)[0]) == pytest.approx(sum(parts), rel=1e-12)

@@ -6,7 +6,7 @@ from .hdnnp import hdnnp
 from .hdnnp4g import hdnnp4g
 from .mlace import mlace
 from .pair import lennard_jones, morse
-from .repulsion import core_radii, zbl_repulsion
+from .repulsion import core_radii, gap_barrier, pair_gaps, zbl_repulsion
 
 __all__ = [
     "Model",
@@ -22,6 +22,8 @@ __all__ = [
     "mlace",
     "zbl_repulsion",
     "core_radii",
+    "gap_barrier",
+    "pair_gaps",
     "sum_models",
     "with_core_repulsion",
 ]

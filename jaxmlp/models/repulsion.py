@@ -36,7 +36,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from ..graph.ops import edge_vectors, safe_norm
 from .base import Model, element_symbol, register_model
 
-__all__ = ["zbl_repulsion", "zbl_energy", "core_radii", "pair_key", "COULOMB_EV_A"]
+__all__ = ["zbl_repulsion", "zbl_energy", "core_radii", "gap_barrier", "pair_gaps", "pair_key", "COULOMB_EV_A"]
 
 #: e²/(4πε₀) in eV·Å (Hartree · Bohr).
 COULOMB_EV_A = units.Hartree * units.Bohr
@@ -259,4 +259,122 @@ def core_radii(frames, elements=None, margin: float = 0.05, r_max: float = 3.0) 
         if not r > 0:
             raise ValueError(f"pair {key}: shortest distance {shortest[key]:.3f} Å minus margin {margin} Å is not positive")
         out[key] = r
+    return out
+
+
+@register_model("gap_barrier")
+def gap_barrier(elements, windows, height: float = 1.0) -> Model:
+    """A repulsive bump ``h · 64 t³(1 − t)³`` on pair distances inside empty windows of the data.
+
+    ``t = (r − lo)/(hi − lo)`` for ``lo < r < hi`` of the pair's window, zero
+    outside (C² at both ends; the maximum ``h`` at the centre). Use it where
+    the training data have a gap in a pair distribution that the dynamics
+    must not cross — liquid water's O–H distances jump from the covalent
+    bond (≤ 1.12 Å) to the hydrogen bond (≥ 1.38 Å), and a network trained
+    on such frames knows nothing about protons in between (:func:`pair_gaps`
+    finds the windows). Like the core it is zero on every structure whose
+    pair distances lie outside the windows, so it leaves the training data
+    untouched; unlike the core it is a prior, not physics: it forbids the
+    proton transfer the data never show.
+
+    Parameters
+    ----------
+    elements : sequence of str or int
+    windows : dict ``"A-B"`` → ``(lo, hi)`` Å
+        Pairs without a window get no term.
+    height : float
+        Barrier height per pair, eV.
+
+    Returns
+    -------
+    Model
+        No trainable parameters (``()``); ``cutoff`` = largest ``hi``.
+    """
+    if isinstance(elements, (str, int)):
+        elements = [elements]
+    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    if not symbols:
+        raise ValueError("gap_barrier needs at least one element")
+    if not isinstance(windows, Mapping) or not windows:
+        raise TypeError(f"windows must be a non-empty dict 'A-B' → (lo, hi), got {windows!r}")
+    if isinstance(height, bool) or not isinstance(height, (int, float, np.floating, np.integer)) or not np.isfinite(height) or height <= 0:
+        raise ValueError(f"height must be a positive number (eV), got {height!r}")
+    pairs = [pair_key(a, b) for a, b in itertools.combinations_with_replacement(symbols, 2)]
+    table_w = {}
+    for k, v in windows.items():
+        key = _parse_key(k)
+        if key not in pairs:
+            raise ValueError(f"window given for pair {key}, not a pair of the model's elements {symbols}")
+        lo, hi = (float(x) for x in v)
+        if not (0 < lo < hi and np.isfinite(hi)):
+            raise ValueError(f"window of {key} must satisfy 0 < lo < hi, got {v!r}")
+        table_w[key] = (lo, hi)
+    S = len(symbols)
+    zs = np.array([atomic_numbers[s] for s in symbols])
+    table = np.full(119, -1, np.int32)
+    table[zs] = np.arange(S)
+    lo_t, hi_t = np.zeros((S, S)), np.zeros((S, S))
+    for i, j in itertools.product(range(S), repeat=2):
+        lo_t[i, j], hi_t[i, j] = table_w.get(pair_key(symbols[i], symbols[j]), (0.0, 0.0))
+    cutoff = float(hi_t.max())
+    height = float(height)
+
+    def init(key, graph=None):
+        del key, graph
+        return ()
+
+    def apply(params, graph):
+        del params
+        numbers = graph.nodes["numbers"]
+        vec = edge_vectors(graph)
+        mask = graph.edges["mask"]
+        r = safe_norm(vec, mask)
+        sp = jnp.asarray(table)[jnp.clip(numbers, 0, 118)]
+        si, sj = sp[graph.receivers], sp[graph.senders]
+        known = (si >= 0) & (sj >= 0)
+        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
+        lo = jnp.asarray(lo_t, r.dtype)[si, sj]
+        hi = jnp.asarray(hi_t, r.dtype)[si, sj]
+        inside = mask & known & (hi > 0) & (r > lo) & (r < hi)
+        t = jnp.where(inside, (r - lo) / jnp.where(hi > lo, hi - lo, 1.0), 0.5)
+        e = jnp.where(inside, height * 64.0 * t**3 * (1.0 - t) ** 3, 0.0)
+        n = graph.nodes["positions"].shape[0]
+        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=n)
+
+    config = dict(elements=symbols, windows={k: list(v) for k, v in table_w.items()}, height=height)
+    return Model("gap_barrier", config, cutoff, init, apply, elements=tuple(int(z) for z in zs))
+
+
+def pair_gaps(frames, pairs, r_max: float = 2.0, min_width: float = 0.15, margin: float = 0.02) -> dict:
+    """The widest empty window of each pair's distances in ``frames`` (above the shortest distance, below ``r_max``).
+
+    Returns ``{"A-B": (lo, hi)}`` with ``lo = d_k + margin``, ``hi = d_{k+1} − margin``
+    around the largest jump between consecutive sorted distances; raises
+    ``ValueError`` if it is narrower than ``min_width`` Å.
+    """
+    from ase import Atoms
+    from ase.neighborlist import neighbor_list
+
+    if isinstance(frames, Atoms):
+        frames = [frames]
+    frames = list(frames)
+    if not frames:
+        raise ValueError("pair_gaps needs at least one structure")
+    out = {}
+    for p in pairs:
+        key = _parse_key(p)
+        za, zb = (atomic_numbers[s] for s in key.split("-"))
+        ds = []
+        for f in frames:
+            i, j, d = neighbor_list("ijd", f, float(r_max))
+            zi, zj = f.numbers[i], f.numbers[j]
+            ds.append(d[((zi == za) & (zj == zb)) | ((zi == zb) & (zj == za))])
+        d = np.sort(np.concatenate(ds))
+        if d.size < 2:
+            raise ValueError(f"pair {key}: fewer than two distances below r_max={r_max} Å")
+        k = int(np.argmax(np.diff(d)))
+        lo, hi = float(d[k]) + margin, float(d[k + 1]) - margin
+        if hi - lo < min_width:
+            raise ValueError(f"pair {key}: widest empty window {d[k]:.3f}–{d[k + 1]:.3f} Å is narrower than min_width={min_width} Å")
+        out[key] = (lo, hi)
     return out

@@ -18,6 +18,7 @@ from jaxmlp.models import (
     morse,
     pair_gaps,
     sum_models,
+    wall_repulsion,
     with_core_repulsion,
     zbl_repulsion,
 )
@@ -303,3 +304,20 @@ def test_three_part_sum_round_trip_and_fd_forces(tmp_path):
     parts = [float(jaxmlp.energy(m, p, g)[0]) for m, p in zip(model.extras["parts"], params)]
     assert parts[2] > 0  # some O–H pair inside the window
     assert float(jaxmlp.energy(m2, p2, g)[0]) == pytest.approx(sum(parts), rel=1e-12)
+
+
+def test_wall_repulsion_is_cubic_below_r_in():
+    model = wall_repulsion(["H", "O"], {"H-H": 1.3, "H-O": 0.85, "O-O": 2.4}, stiffness=200.0)
+    for r, pair in ((2.2, ("O", "O")), (2.35, ("O", "O")), (1.2, ("H", "H")), (0.7, ("O", "H"))):
+        r_in = {"OO": 2.4, "HH": 1.3, "OH": 0.85}["".join(pair)]
+        assert dimer_energy(model, (), *pair, r) == pytest.approx(200.0 * (r_in - r) ** 3, rel=1e-12)
+    assert dimer_energy(model, (), "O", "O", 2.4 + 1e-9) == 0.0
+    e = _radial_energy(model, "O", "O")
+    d1, d2 = jax.grad(e), jax.grad(jax.grad(e))
+    for f, ratio in ((e, 8.0), (d1, 4.0), (d2, 2.0)):  # C² at r_in
+        assert float(f(2.4 - 2e-4)) / float(f(2.4 - 1e-4)) == pytest.approx(ratio, rel=1e-9)
+    assert float(d1(2.3)) == pytest.approx(-3 * 200.0 * 0.1**2, rel=1e-10)
+    with pytest.raises(ValueError, match="stiffness"):
+        wall_repulsion(["H"], 1.0, stiffness=0.0)
+    with pytest.raises(ValueError, match="lacks element pair"):
+        wall_repulsion(["H", "O"], {"H-H": 1.0})

@@ -6,7 +6,7 @@ from .hdnnp import hdnnp
 from .hdnnp4g import hdnnp4g
 from .mlace import mlace
 from .pair import lennard_jones, morse
-from .repulsion import core_radii, gap_barrier, pair_gaps, zbl_repulsion
+from .repulsion import core_radii, gap_barrier, pair_gaps, wall_repulsion, zbl_repulsion
 
 __all__ = [
     "Model",
@@ -24,6 +24,7 @@ __all__ = [
     "core_radii",
     "gap_barrier",
     "pair_gaps",
+    "wall_repulsion",
     "sum_models",
     "with_core_repulsion",
 ]

@@ -108,3 +108,30 @@ def test_gauss_newton_lowers_the_loss_monotonically(ma, setup):
     # the fitted set: radial functions moved, the output layer's second property did not
     assert not np.allclose(out["layers"][-1]["radial"], params["layers"][-1]["radial"])
     np.testing.assert_array_equal(out["layers"][-1]["coeffs"][..., 1], params["layers"][-1]["coeffs"][..., 1])
+
+
+def test_lowest_radial_functions_are_the_first_basis_functions(ma):
+    """``lowest_radial``: R_nl = g_n for n < min(n_radial, channels), zero otherwise, in every layer; only uncontracted."""
+    from ase.build import molecule
+
+    import jaxmlp
+    from jaxmlp.descriptors.ace import radial_basis
+    from jaxmlp.models import mlace
+    from jaxmlp.models.mlace import PRESETS
+
+    model = mlace(["C", "H", "O"], cutoff=4.0, n_layers=2, **PRESETS["paper-L2"])
+    g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(molecule("CH3CH2OH"), 4.0)])
+    params = ma.lowest_radial(model, model.init(jax.random.PRNGKey(0), g))
+    r = jnp.linspace(0.5, 3.9, 7)
+    gq = radial_basis(r, 4.0, 8, "bessel")  # [7, Q]
+    for lay, basis in zip(params["layers"], model.extras["bases"]):
+        S, Q, LC = lay["radial"].shape
+        n_l = basis.l_max_all + 1
+        R = (gq @ lay["radial"][1]).reshape(len(r), n_l, LC // n_l)  # species 1, every l
+        k = min(Q, LC // n_l)
+        for l in range(n_l):
+            np.testing.assert_allclose(R[:, l, :k], gq[:, :k], atol=1e-14)
+            np.testing.assert_array_equal(R[:, l, k:], 0.0)
+    contracted = mlace(["C", "H", "O"], cutoff=4.0, n_layers=1, **PRESETS["small"])
+    with pytest.raises(ValueError, match="uncontracted"):
+        ma.lowest_radial(contracted, contracted.init(jax.random.PRNGKey(0), g))

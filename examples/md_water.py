@@ -4,8 +4,9 @@ Behler (2024, slides 33–44 of the talk in ``shared/seeds``): potentials with
 similar test-set errors can behave very differently in MD, so the validation
 step is a simulation.  This example
 
-1. trains an HDNNP (radial + angular ACSF, n2p2 scaling, E0 from the training
-   set; direct force training) on the bulk-water DFT frames
+1. trains an HDNNP plus a ZBL repulsive core (:func:`jaxmlp.models.with_core_repulsion`;
+   radial + angular ACSF, n2p2 scaling, E0 from the training set; direct
+   force training, κ = 0.9) on the bulk-water DFT frames
    ``water_deepmd_train.extxyz`` (64 H2O, 192 atoms) and tests it on
    ``water_deepmd_test.extxyz``;
 2. runs NVT MD at 300 K (jax-md Langevin/BAOAB through :mod:`jaxmlp.md`) from
@@ -15,16 +16,29 @@ step is a simulation.  This example
    :func:`~jaxmlp.validation.rdf_distance`);
 3. does the same for a deliberately under-trained model (energy-only loss on
    a handful of structures for a few epochs) and reports which check flags it;
-4. lists the force outliers of both models on the test set.
+4. lists the force outliers of both models on held-out test frames.
 
-Descriptor: 5 shifted radial Gaussians per element pair (n2p2's
-``nnp-sfparamgen`` grid, :func:`jaxmlp.descriptors.acsf.radial_grid`) and the
-type-9 angular functions with η = 0, ζ ∈ {1, 4}, λ = ±1 for every centre and
-neighbour pair, cutoff 4 Å: 44 functions per element.  n2p2's
-H2O_RPBE-D3 set (57 functions, cutoff 12 Bohr = 6.35 Å) costs about 15× more per
+Repulsive core: the DFT frames hold no O–H pair closer than 0.88 Å, and
+HDNNPs trained on them extrapolate into an attractive hole below it (every
+earlier model collapsed within 100 fs).  The ZBL term acts only below the
+shortest distance of each element pair in the training frames minus
+0.05 Å (switched off C² there), so it is zero on all training data and
+training moves only the network.
+
+Descriptor: ``n_radial`` shifted radial Gaussians per element pair (n2p2's
+``nnp-sfparamgen`` grid, :func:`jaxmlp.descriptors.acsf.radial_grid`; 10 in
+the full run, 5 in the fast mode) and the type-9 angular functions with η = 0,
+ζ ∈ {1, 4}, λ = ±1 for every neighbour pair, cutoff 4 Å: 2·n_radial + 12
+functions per element (32 in the full run).  n2p2's H2O_RPBE-D3 set
+(57 functions, cutoff 12 Bohr = 6.35 Å) costs about 15× more per
 energy+forces on 192 atoms (0.35 s vs 0.023 s on one CPU core), too much for
 20 ps on this machine; the short cutoff still contains the first O–O shell
 (2.8 Å) and the hydrogen-bond geometry.
+
+MD: 1 fs steps with **deuterium masses on H** (2.014 amu; the classical
+configurational distribution, hence the RDFs, does not depend on the masses,
+and the slower O–D vibration makes 1 fs safe where 0.5 fs is the standard
+with H masses), float32 with the float64 energy sum, skin 0.6 Å.
 
 ``main()`` (fast mode, CI) trains for a few seconds and runs 40 fs;
 ``python examples/md_water.py --full`` trains on the whole set and runs 20 ps
@@ -37,6 +51,7 @@ numbers of this study is written.
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import time
 
@@ -48,16 +63,21 @@ RESULTS = ROOT / "benchmarks" / "results"
 CUTOFF = 4.0  # Å
 
 FAST = {
-    "n_train": 8, "n_valid": 4, "epochs": 2, "batch_size": 4, "time_limit": None, "hidden": (8, 8),
-    "md_time": 40.0, "bad_md_time": 40.0, "equilibration": 10.0, "write_every": 10,
+    "n_train": 8, "n_valid": 4, "epochs": 2, "batch_size": 4, "time_limit": None, "hidden": (8, 8), "n_radial": 5,
+    "learning_rate": 3e-3, "gap_barrier_eV": 0.0, "wall_stiffness": 0.0, "md_time": 40.0, "bad_md_time": 40.0, "equilibration": 10.0, "write_every": 10,
     "bad_n_train": 4, "bad_epochs": 1, "n_rdf_reference": 20, "n_force_test": 4,
 }
 FULL = {
-    "n_train": 160, "n_valid": 40, "epochs": 30, "batch_size": 8, "time_limit": 420.0, "hidden": (16, 16),
+    "n_train": 320, "n_valid": 20, "epochs": 30, "batch_size": 4, "time_limit": 1500.0, "hidden": (24, 24), "n_radial": 10,
+    "learning_rate": 4e-3, "gap_barrier_eV": 0.0, "wall_stiffness": 0.0,
     "md_time": 20_000.0, "bad_md_time": 1_000.0, "equilibration": 2_000.0, "write_every": 50,
-    "bad_n_train": 8, "bad_epochs": 2, "n_rdf_reference": 400, "n_force_test": 80,
+    "bad_n_train": 8, "bad_epochs": 2, "n_rdf_reference": 400, "n_force_test": 60,
 }
 TIMESTEP = 1.0  # fs, with deuterium masses on H (see md_check)
+SKIN = 0.6  # Å: graph radius 4.6 Å; ~3x cheaper per step than 1 Å on this machine (measured), rebuilds every ~10 steps
+CORE_MARGIN = 0.05  # Å below the shortest distance of each element pair in the training frames
+CORE_WIDTH = 0.3  # Å, switch of the ZBL core
+H_MASS = 2.014  # amu (deuterium) on H in the MD
 
 
 def load_frames():
@@ -70,27 +90,40 @@ def load_frames():
     return read(paths[0], ":"), read(paths[1], ":")
 
 
-def build_model(train_set, hidden):
-    """HDNNP with the 44-function water ACSF set (module docstring), scaled on ``train_set``."""
+def build_model(train_set, hidden, n_radial=5, core_frames=None):
+    """HDNNP with the water ACSF set (module docstring), scaled on ``train_set``, plus the ZBL core.
+
+    The core (:func:`jaxmlp.models.with_core_repulsion`) acts only below the
+    shortest distance of each element pair in ``core_frames`` (default: the
+    training set) minus ``CORE_MARGIN``, so it is zero on every training
+    structure and training moves only the network (its params are ``()``).
+    """
     from jaxmlp.data import fit_reference_energies
     from jaxmlp.descriptors import acsf
-    from jaxmlp.models import hdnnp
+    from jaxmlp.models import hdnnp, with_core_repulsion
 
     elements = ["H", "O"]
-    sfs = acsf.radial_grid(elements, CUTOFF, 5) + acsf.angular_set(elements, CUTOFF, etas=(0.0,), zetas=(1.0, 4.0))
+    sfs = acsf.radial_grid(elements, CUTOFF, n_radial) + acsf.angular_set(elements, CUTOFF, etas=(0.0,), zetas=(1.0, 4.0))
     stats = acsf.ACSF(elements, sfs).statistics(train_set.graphs(CUTOFF, triplets=True))
     scaling = {"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats}
     e0 = fit_reference_energies(list(train_set), elements)
-    return hdnnp(elements, sfs, hidden=hidden, activation="tanh", scaling=scaling, e0=e0)
+    net = hdnnp(elements, sfs, hidden=hidden, activation="tanh", scaling=scaling, e0=e0)
+    frames = list(train_set) if core_frames is None else core_frames
+    return with_core_repulsion(net, frames=frames, margin=CORE_MARGIN, width=CORE_WIDTH)
 
 
-def train_model(model, train_set, valid_set, loss, epochs, batch_size, time_limit, seed=0):
+def train_model(model, train_set, valid_set, loss, epochs, batch_size, time_limit, seed=0, learning_rate=3e-3):
     from jaxmlp.training import TrainConfig, evaluate, train
 
     cfg = TrainConfig(loss=loss, kappa=0.9 if loss == "forces" else 0.5, epochs=epochs, batch_size=batch_size,
-                      learning_rate=3e-3, schedule="cosine", decay_rate=0.05, seed=seed, time_limit=time_limit)
+                      learning_rate=learning_rate, schedule="cosine", decay_rate=0.02, warmup_epochs=1 if epochs > 4 else 0,
+                      seed=seed, time_limit=time_limit)
     t0 = time.perf_counter()
-    params, hist = train(model, train_set, valid_set, cfg)
+    def report(epoch, rec):
+        print(f"[md_water]   epoch {epoch}: train {rec['train_loss']:.4g}, valid {rec.get('valid_loss', float('nan')):.4g}, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+    params, hist = train(model, train_set, valid_set, cfg, callback=report)
     wall = time.perf_counter() - t0
     res = evaluate(model, params, valid_set, batch_size=batch_size)
     valid = [h["valid_loss"] for h in hist]
@@ -101,11 +134,26 @@ def train_model(model, train_set, valid_set, loss, epochs, batch_size, time_limi
     tail_gain = (min(valid[:-last_q]) - min(valid)) / min(valid[:-last_q]) if len(hist) > last_q else 1.0
     converged = bool(len(hist) >= 8 and tail_gain < 0.02 and not any(h.get("stop") == "time_limit" for h in hist))
     return params, {
-        "loss": loss, "epochs": len(hist), "best_epoch": best + 1, "train_wall_s": wall,
+        "loss": loss, "kappa": cfg.kappa, "learning_rate": cfg.learning_rate, "schedule": "cosine to 2 %, 1 warm-up epoch",
+        "batch_size": batch_size, "n_train": len(train_set), "n_valid": len(valid_set),
+        "epochs": len(hist), "epochs_planned": epochs, "best_epoch": best + 1, "train_wall_s": wall,
+        "last_quarter_relative_gain": float(tail_gain), "flat": bool(len(hist) >= 8 and tail_gain < 0.02),
         "valid_energy_rmse_meV_atom": 1e3 * float(res["energy_rmse"]), "valid_force_rmse_eV_A": float(res["force_rmse"]),
         "valid_loss_curve": valid, "converged": converged,
         "stopped_by": next((h["stop"] for h in hist if "stop" in h), None),
     }
+
+
+def _shortest(frames):
+    """Shortest distance per element pair seen in ``frames`` (Å), or None."""
+    from jaxmlp.models import core_radii
+
+    if not frames:
+        return None
+    try:
+        return core_radii(frames, margin=0.0, r_max=3.0)
+    except ValueError:
+        return None
 
 
 def md_check(model, params, start, reference_rdf, p, label, out_dir, max_time, rdf_tolerance):
@@ -120,15 +168,16 @@ def md_check(model, params, start, reference_rdf, p, label, out_dir, max_time, r
     # masses, and the slower O–D vibration makes 1 fs steps safe
     start = start.copy()
     masses = start.get_masses()
-    masses[start.numbers == 1] = 2.014
+    masses[start.numbers == 1] = H_MASS
     start.set_masses(masses)
-    cfg = MDConfig("langevin", timestep=TIMESTEP, temperature=300.0, friction=0.01, skin=1.0, steps_per_call=100,
+    cfg = MDConfig("langevin", timestep=TIMESTEP, temperature=300.0, friction=0.01, skin=SKIN, steps_per_call=100,
                    log_every=p["write_every"], seed=1, dtype="float32", energy_dtype="float64")
     traj = out_dir / f"md_water_{label}.extxyz"
     traj.unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    st = stability(model, params, start, cfg, max_time=max_time, min_dist=0.6, trajectory=traj, write_every=p["write_every"])
-    wall = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    st = stability(model, params, start, cfg, max_time=max_time, min_dist=0.6, trajectory=traj, write_every=p["write_every"],
+                   progress=p.get("progress", False))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     eng = st.pop("engine")
     steps = eng.state.step
     frames = read(traj, ":") if traj.is_file() else []
@@ -136,14 +185,16 @@ def md_check(model, params, start, reference_rdf, p, label, out_dir, max_time, r
     row = {
         "stable": st["stable"], "reason": st["reason"], "time_to_failure_fs": st["time_to_failure_fs"],
         "simulated_fs": st["simulated_fs"], "steps": steps, "graph_builds": eng.state.n_builds,
-        "wall_s": wall, "steps_per_s": steps / wall if wall > 0 else None,
+        "wall_s": wall, "cpu_s": cpu, "cpu_ms_per_step": 1e3 * cpu / steps if steps else None,
+        "steps_per_s": steps / wall if wall > 0 else None,
         "ns_per_day": steps * cfg.timestep * 1e-6 / wall * 86400 if wall > 0 else None,
         "mean_temperature_K": float(np.mean(st["log"]["temperature"][len(st["log"]["temperature"]) // 10:])) if st["log"]["temperature"] else None,
         "final_min_distance_A": st["final_min_distance"], "criteria": st["criteria"],
         "md": {"ensemble": cfg.ensemble, "timestep_fs": cfg.timestep, "temperature_K": cfg.temperature,
                "friction_per_fs": cfg.friction, "skin_A": cfg.skin, "dtype": cfg.dtype, "energy_dtype": cfg.energy_dtype,
-               "H_mass_amu": 2.014},
+               "H_mass_amu": H_MASS},
         "rdf_frames": len(frames),
+        "shortest_distances_A": _shortest(frames),
     }
     curve = None
     if frames:
@@ -185,19 +236,47 @@ def main(full: bool = False, out_dir=None, results=None, tag: str = "", **overri
     train_set = Dataset.from_atoms([train_frames[i] for i in train_idx])
     valid_set = Dataset.from_atoms(test_frames[: p["n_valid"]])
     t_start = time.perf_counter()
-
-    model = build_model(train_set, p["hidden"])
-    print(f"[md_water] training on {len(train_set)} frames ({p['epochs']} epochs max)", flush=True)
-    params, good_train = train_model(model, train_set, valid_set, "forces", p["epochs"], p["batch_size"], p["time_limit"])
     import jaxmlp
 
-    jaxmlp.save(out_dir / "md_water_model.npz", model, params)  # for reuse (stays outside the project)
+    saved_model, saved_train = out_dir / "md_water_model.npz", out_dir / "md_water_training.json"
+    if p.get("reuse") and saved_model.is_file() and saved_train.is_file():
+        # --reuse: the model trained by an earlier run with the same out_dir (e.g. to rerun only the MD)
+        model, params = jaxmlp.load(saved_model)
+        good_train = {**json.loads(saved_train.read_text()), "reused_from": str(saved_model)}
+        print(f"[md_water] reusing {saved_model}", flush=True)
+    else:
+        model = build_model(train_set, p["hidden"], p["n_radial"])
+        print(f"[md_water] training on {len(train_set)} frames ({p['epochs']} epochs max)", flush=True)
+        params, good_train = train_model(model, train_set, valid_set, "forces", p["epochs"], p["batch_size"], p["time_limit"],
+                                         learning_rate=p["learning_rate"])
+        jaxmlp.save(saved_model, model, params)  # for reuse (stays outside the project)
+        write_json(saved_train, good_train)
+    core = model.extras["parts"][1]
+    gap = None
+    if p.get("gap_barrier_eV"):
+        # the O–H distances of the DFT frames jump from the bond (<= 1.12 Å) to the hydrogen bond (>= 1.36 Å); a network
+        # trained on them makes protons in between (H3O+/OH- environments) 0.3-1.2 eV too stable, and every run with the
+        # core alone fell into that hole (proton transfer, then heating).  A C² bump inside the empty window is zero on all
+        # training data; it is a prior that forbids what the data never show, reported as such.
+        from jaxmlp.models import gap_barrier, pair_gaps, sum_models, wall_repulsion
+
+        windows = pair_gaps(list(train_set), ["H-O"], r_max=2.0, min_width=0.1, margin=0.02)
+        gap = gap_barrier(["H", "O"], windows, height=p["gap_barrier_eV"])
+        parts, extra = list(model.extras["parts"][:2]), [gap]
+        if p.get("wall_stiffness"):
+            # the ZBL core is soft right below the data (0.8 eV for O-O at 2.15 Å); a run with core + gap barrier
+            # clustered oxygens at 2.15-2.35 Å (DFT frames: >= 2.41 Å).  A cubic wall from the same r_in stops that.
+            wall = wall_repulsion(["H", "O"], core.config["r_in"], stiffness=p["wall_stiffness"])
+            extra.insert(0, wall)
+        model = sum_models(*parts, *extra)
+        params = (*params[:2], *[() for _ in extra])
     print(f"[md_water] trained: {good_train['epochs']} epochs, E {good_train['valid_energy_rmse_meV_atom']:.2f} meV/atom, "
           f"F {good_train['valid_force_rmse_eV_A']:.3f} eV/Å, converged={good_train['converged']}", flush=True)
     # the same architecture and descriptor scaling, trained with the energy loss on a few frames for a few epochs
     bad_set = train_set[: p["bad_n_train"]]
     bad_model = model
-    bad_params, bad_train = train_model(bad_model, bad_set, valid_set, "energy", p["bad_epochs"], p["batch_size"], None)
+    bad_params, bad_train = train_model(bad_model, bad_set, valid_set, "energy", p["bad_epochs"], p["batch_size"], None,
+                                        learning_rate=3e-3)
     print(f"[md_water] under-trained: E {bad_train['valid_energy_rmse_meV_atom']:.2f} meV/atom, F {bad_train['valid_force_rmse_eV_A']:.3f} eV/Å", flush=True)
 
     # reference: RDFs of the DFT frames; its sampling noise is the distance between the train and test trajectories
@@ -214,7 +293,7 @@ def main(full: bool = False, out_dir=None, results=None, tag: str = "", **overri
     bad_md, bad_curve = md_check(bad_model, bad_params, start, ref_rdf, p, "undertrained", out_dir, p["bad_md_time"], rdf_tolerance)
     print(f"[md_water] under-trained model MD: stable={bad_md['stable']} ({bad_md['reason']}), flagged by {bad_md['flagged_by']}", flush=True)
 
-    tests = test_frames[: p["n_force_test"]]
+    tests = test_frames[p["n_valid"]: p["n_valid"] + p["n_force_test"]]  # not the validation frames that chose the epoch
     outl = {}
     for label, (m, prm) in {"trained": (model, params), "undertrained": (bad_model, bad_params)}.items():
         fo = force_outliers(m, prm, tests, top=5)
@@ -231,7 +310,16 @@ def main(full: bool = False, out_dir=None, results=None, tag: str = "", **overri
     res = {
         "mode": "full" if full else "fast",
         "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in p.items()}, "cutoff_A": CUTOFF,
-                     "descriptor": "radial_grid(5, shifted) + angular_set(eta=0, zeta=1,4, lambda=±1), type 9, 44 per element"},
+                     "descriptor": f"radial_grid({p['n_radial']}, shifted) + angular_set(eta=0, zeta=1,4, lambda=±1), type 9: "
+                                   f"{2 * p['n_radial'] + 12} functions per element",
+                     "core_repulsion": {"kind": "ZBL, quintic switch to 0 at r_in (C2)", "r_in_A": core.config["r_in"],
+                                        "width_A": core.config["width"], "rule": f"shortest pair distance in the training frames - {CORE_MARGIN} A"},
+                     "timestep_note": f"{TIMESTEP} fs with deuterium masses ({H_MASS} amu) on H; the RDFs (configurational) do not depend on the masses",
+                     "gap_barrier": None if gap is None else {"kind": "64 h t^3 (1-t)^3 inside the empty window of the O-H distances of the training frames",
+                                                             "windows_A": gap.config["windows"], "height_eV": gap.config["height"]},
+                     "wall": None if not p.get("wall_stiffness") or gap is None else {
+                         "kind": "k (r_in - r)^3 below the core's r_in", "stiffness_eV_A3": p["wall_stiffness"]},
+                     "skin_A": SKIN, "force_test_frames": f"test frames {p['n_valid']}..{p['n_valid'] + p['n_force_test'] - 1}"},
         "trained": {"training": good_train, "md": good_md},
         "undertrained": {"training": bad_train, "md": bad_md},
         "force_outliers": outl,
@@ -259,10 +347,17 @@ if __name__ == "__main__":
     ap.add_argument("--bad-md-time", type=float, help="fs of NVT for the under-trained model (overrides the mode)")
     ap.add_argument("--train-time", type=float, help="training time limit in s (overrides the mode)")
     ap.add_argument("--epochs", type=int, help="training epochs (overrides the mode)")
+    ap.add_argument("--n-radial", type=int, help="radial functions per element pair (overrides the mode)")
+    ap.add_argument("--wall", type=float, help="stiffness (eV/Å³) of the cubic wall with the gap barrier; 0: none (overrides the mode)")
+    ap.add_argument("--gap-barrier", type=float, help="height (eV) of the O-H gap barrier; 0: core only (overrides the mode)")
+    ap.add_argument("--reuse", action="store_true", help="reuse the model trained by an earlier run with the same --out-dir")
+    ap.add_argument("--progress", action="store_true", help="progress bar of the MD")
     ap.add_argument("--tag", default="", help="suffix of the result files (md_water<tag>.json, md_water<tag>_rdf.png)")
     args = ap.parse_args()
     kw = {k: v for k, v in {"md_time": args.md_time, "bad_md_time": args.bad_md_time, "time_limit": args.train_time,
-                            "epochs": args.epochs}.items() if v is not None}
+                            "epochs": args.epochs, "reuse": args.reuse or None,
+                            "gap_barrier_eV": args.gap_barrier, "n_radial": args.n_radial,
+                            "wall_stiffness": args.wall, "progress": args.progress or None}.items() if v is not None}
     if args.md_time is not None:
         kw["equilibration"] = min(FULL["equilibration"], 0.2 * args.md_time)
     main(full=args.full, out_dir=args.out_dir, tag=args.tag, **kw)

@@ -23,7 +23,12 @@ HDNNPs trained on them extrapolate into an attractive hole below it (every
 earlier model collapsed within 100 fs).  The ZBL term acts only below the
 shortest distance of each element pair in the training frames minus
 0.05 Å (switched off C² there), so it is zero on all training data and
-training moves only the network.
+training moves only the network.  ``--gap-barrier H`` adds a C² bump of
+``H`` eV inside the empty window of the DFT O–H distances (1.14–1.33 Å,
+:func:`jaxmlp.models.gap_barrier`) and ``--wall K`` (with it) a cubic wall
+``K (r_in − r)³`` below the core radii (:func:`jaxmlp.models.wall_repulsion`);
+both are off by default: with the trained network of the full run they did
+not stop its failure (``docs/md.md``).
 
 Descriptor: ``n_radial`` shifted radial Gaussians per element pair (n2p2's
 ``nnp-sfparamgen`` grid, :func:`jaxmlp.descriptors.acsf.radial_grid`; 10 in

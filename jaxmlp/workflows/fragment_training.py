@@ -501,7 +501,7 @@ def _model_range_rows(model, params, atoms, graph, rows, tol, bin_width) -> dict
         raise ValueError("model_range needs a local model with a finite cutoff")
     local = 2.0 * float(model.cutoff) * int(getattr(model, "n_layers", 1) or 1)
     pos = np.asarray(atoms.positions, float)
-    dtype = graph.nodes["positions"].dtype
+    dtype = jnp.asarray(graph.nodes["positions"]).dtype  # the dtype JAX computes in (float32 without x64)
     hvp = jax.jit(lambda p, g, v: hessian_vector_product(model, p, g, v))  # one compilation for every row
     norms = np.zeros((idx.size, n))
     for k, a in enumerate(idx):

@@ -441,6 +441,17 @@ def scale_features(G, species, tables: Mapping[str, jax.Array], mode: str, smin:
 # ---------------------------------------------------------------------------
 
 
+def _triplet_geometry(ax, ay, az, bx, by, bz, rij, rik, ok):
+    """``r_jk`` and ``cos θ_ijk`` of triplets from the components of ``r_ij``, ``r_ik`` (0 where not ``ok``)."""
+    dx, dy, dz = bx - ax, by - ay, bz - az
+    sq = dx * dx + dy * dy + dz * dz
+    okj = ok & (sq > 0.0)
+    rjk = jnp.where(okj, jnp.sqrt(jnp.where(okj, sq, 1.0)), 0.0)
+    den = jnp.where(ok, rij * rik, 1.0)
+    cos = jnp.where(ok, (ax * bx + ay * by + az * bz) / den, 0.0)
+    return rjk, cos
+
+
 def _core_code(subtype: str) -> tuple[str, bool]:
     return (subtype[:-1], True) if subtype.endswith("a") else (subtype, False)
 
@@ -584,7 +595,8 @@ class ACSF:
                     jk_max[c, x, y] = max(jk_max[c, x, y], f["rc"])
                     all_narrow[c, x, y] &= f["type"] == 3
         rc_jk = np.where(all_narrow & (rc_pair > 0), jk_max, np.inf)
-        return TripletFilter(self.numbers, self.cutoff, rc_pair, rc_jk)
+        shells = tuple(sorted({f["rc"] for s in self.symbols for f in self.functions[s] if f["type"] in ANGULAR_TYPES}))
+        return TripletFilter(self.numbers, self.cutoff, rc_pair, rc_jk, shells if len(shells) > 1 else ())
 
     # -- helpers -----------------------------------------------------------
     def species(self, numbers) -> jax.Array:
@@ -637,7 +649,7 @@ class ACSF:
         return keys
 
     def _edge_factors(self, r):
-        """``[E, P]`` per-edge factors (:meth:`_edge_factor_keys`) of distances ``r [E]``, or None."""
+        """Per-edge factors (:meth:`_edge_factor_keys`) of distances ``r [E]``: a list of ``[E]``, or None."""
         keys = self._edge_factor_keys()
         if not keys:
             return None
@@ -648,13 +660,16 @@ class ACSF:
                 cols.append(jnp.exp(-k[1] * r * r) * fc)
             else:
                 cols.append(compact_function(r, k[3], k[4], k[1], k[2]))
-        return jnp.stack(cols, axis=1)
+        return cols
 
     def _angular_values(self, rij, rik, rjk, cos, fj=None, fk=None):
-        """``[T, U_a]`` values of every distinct angular column for a chunk of triplets.
+        """The ``U_a`` distinct angular columns for a chunk of triplets: a list of ``[T]``.
 
-        ``fj``, ``fk`` are the rows ``[T, P]`` of :meth:`_edge_factors` of the two edges
-        (required when :meth:`_edge_factor_keys` is not empty).
+        ``fj``, ``fk`` are the lists of :meth:`_edge_factors` gathered at the two edges
+        (required when :meth:`_edge_factor_keys` is not empty).  Columns stay separate
+        ``[T]`` vectors (no ``[T, U_a]`` matrix): their segment sums and, in the
+        backward pass, the gathers of the cotangents are then 1-D, which XLA's CPU
+        backend runs several times faster than row-wise ones.
         """
         dtype = rij.dtype
         a, b, cs = rij[:, None], rik[:, None], cos[:, None]
@@ -662,7 +677,7 @@ class ACSF:
         cols = []
         exp_keys = [k for k in self._akeys if k[0] == "aexp"]
         if exp_keys and self._fast_exp(exp_keys):
-            cols.append(self._angular_exp_factorised(exp_keys, rjk, cos, fj, fk, fpos))
+            cols.extend(self._angular_exp_factorised(exp_keys, rjk, cos, fj, fk, fpos))
         elif exp_keys:
             narrow, eta, rs, lam, zeta, rc = (np.array([k[i] for k in exp_keys]) for i in range(1, 7))
             c = lambda x: jnp.asarray(x, dtype)  # noqa: E731
@@ -689,7 +704,8 @@ class ACSF:
                 fc = self._fc(a, c(rc)) * self._fc(b, c(rc))
                 if narrow.any():
                     fc = fc * jnp.where(narrow, self._fc(rjk[:, None], c(rc)), 1.0)
-            cols.append(jnp.where(pos, c(np.exp2(1.0 - zeta)) * jnp.exp(expo), 0.0) * fc)
+            block = jnp.where(pos, c(np.exp2(1.0 - zeta)) * jnp.exp(expo), 0.0) * fc
+            cols.extend(block[:, u] for u in range(block.shape[1]))
         groups = self._groups(self._akeys, "acomp")
         if groups:
             ok = (cos > -1.0) & (cos < 1.0)
@@ -702,10 +718,9 @@ class ACSF:
                         ang = compact_function(theta[:, 0], math.radians(al), math.radians(ar), core, False)
                         angular[(core, al, ar)] = jnp.where(ok, ang, 0.0)
                     if p not in radial:
-                        radial[p] = fj[:, p] * fk[:, p]
+                        radial[p] = fj[p] * fk[p]
                     cols.append(radial[p] * angular[(core, al, ar)])
-        cols = [c[:, None] if c.ndim == 1 else c for c in cols]
-        return cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=1)
+        return cols
 
     def _fast_exp(self, exp_keys) -> bool:
         """Factorised path: r_s = 0, one cutoff radius, integer ζ ≤ 64, few columns."""
@@ -737,14 +752,14 @@ class ACSF:
                 powers[(lam, zeta)] = bases[lam] ** zeta
             if eta not in weights:
                 p = fpos[("w", eta)]
-                weights[eta] = fj[:, p] * fk[:, p]
+                weights[eta] = fj[p] * fk[p]
             v = (2.0 ** (1 - zeta)) * powers[(lam, zeta)] * weights[eta]
             if narrow:
                 if eta not in weights_jk:
                     weights_jk[eta] = jnp.exp(-eta * rjk * rjk) * fjk
                 v = v * weights_jk[eta]
             cols.append(v)
-        return jnp.stack(cols, axis=1)
+        return cols
 
     # -- evaluation ----------------------------------------------------------
     def __call__(self, graph) -> jax.Array:
@@ -794,36 +809,46 @@ class ACSF:
         parts = []
         if self._ur:
             rv = jnp.where(emask[:, None], self._radial_values(r), 0.0)
-            g_rad = jax.ops.segment_sum(rv, recv * S + sj, num_segments=n * S)
-            parts.append(g_rad.reshape(n, S * self._ur))
+            rseg = recv * S + sj
+            g_rad = [jax.ops.segment_sum(rv[:, u], rseg, num_segments=n * S) for u in range(self._ur)]  # 1-D (see _angular_values)
+            parts.append(jnp.stack(g_rad, axis=1).reshape(n, S * self._ur))
         if self._ua:
             npair = self._npair
-            pair_index = jnp.asarray(self._pair_index)
+            pair_flat = jnp.asarray(self._pair_index.reshape(-1))
             g_ang = jnp.zeros((n * npair, self._ua), dtype)
             trip = graph.globals["triplets"]
             T = trip.shape[0]
             if T > 0:
                 factors = self._edge_factors(r)
+                vx, vy, vz = vec[:, 0], vec[:, 1], vec[:, 2]
                 chunk = min(self.triplet_chunk, T)
                 n_chunks = -(-T // chunk)
                 pad = n_chunks * chunk - T
                 tmask = jnp.concatenate([jnp.ones(T, bool), jnp.zeros(pad, bool)]) if pad else jnp.ones(T, bool)
                 trip_p = jnp.concatenate([trip, jnp.zeros((pad, 2), trip.dtype)]) if pad else trip
 
-                def body(acc, xs):
-                    t, m = xs
-                    e1, e2 = t[:, 0], t[:, 1]
-                    vij, vik = vec[e1], vec[e2]
-                    ok = m & emask[e1] & emask[e2]
-                    rij, rik = r[e1], r[e2]
-                    rjk = safe_norm(vik - vij, ok)
-                    den = jnp.where(ok, rij * rik, 1.0)
-                    cos = jnp.where(ok, jnp.sum(vij * vik, axis=-1) / den, 0.0)
-                    q = pair_index[sj[e1], sj[e2]]
-                    fj, fk = (None, None) if factors is None else (factors[e1], factors[e2])
-                    av = jnp.where(ok[:, None], self._angular_values(rij, rik, rjk, cos, fj, fk), 0.0)
-                    seg = recv[e1] * npair + q
-                    return acc + jax.ops.segment_sum(av, seg, num_segments=n * npair), None
+                terms = self._product_terms()
+                if terms is not None:  # every column a product of per-edge and per-triplet factors
+                    sums_fn = self._product_sums(terms, n, S, npair, dtype)
+                    floats = (vx, vy, vz, r, tuple(factors or ()))
+
+                    def body(acc, xs):
+                        t, m = xs
+                        return acc + sums_fn(floats, (t, m, emask, sj, recv)), None
+                else:
+                    def body(acc, xs):
+                        # every per-triplet quantity is a 1-D gather of an edge array (no row gathers)
+                        t, m = xs
+                        e1, e2 = t[:, 0], t[:, 1]
+                        ok = m & emask[e1] & emask[e2]
+                        fj, fk = (None, None) if factors is None else ([f[e1] for f in factors], [f[e2] for f in factors])
+                        g = (vx[e1], vy[e1], vz[e1], vx[e2], vy[e2], vz[e2], r[e1], r[e2], fj, fk, sj[e1], sj[e2], recv[e1], ok)
+                        ax, ay, az, bx, by, bz, rij, rik, fj, fk, s1, s2, c1, ok = jax.lax.optimization_barrier(g)
+                        rjk, cos = _triplet_geometry(ax, ay, az, bx, by, bz, rij, rik, ok)
+                        seg = c1 * npair + pair_flat[s1 * S + s2]
+                        cols = [jnp.where(ok, c, 0.0) for c in self._angular_values(rij, rik, rjk, cos, fj, fk)]
+                        sums = [jax.ops.segment_sum(c, seg, num_segments=n * npair) for c in cols]
+                        return acc + jnp.stack(sums, axis=1), None
 
                 if n_chunks == 1:
                     g_ang, _ = body(g_ang, (trip_p, tmask))
@@ -833,6 +858,160 @@ class ACSF:
             parts.append(g_ang.reshape(n, npair * self._ua))
         parts.append(jnp.zeros((n, 1), dtype))
         return jnp.concatenate(parts, axis=1)
+
+    def _product_terms(self):
+        """Angular columns as products ``c · a(cos θ) · w_p(r_ij) · w_p(r_ik) · h(r_jk)``, or None.
+
+        One entry per column of :attr:`_akeys`: ``(c, angle key, edge-factor index p,
+        r_jk key or None)``.  Types 3/9 on the factorised path (:meth:`_fast_exp`) and
+        type 22 have this form; any other column (r_s ≠ 0, non-integer ζ, several
+        cutoff radii) makes it None and the generic path is used.
+        """
+        exp_keys = [k for k in self._akeys if k[0] == "aexp"]
+        if exp_keys and not self._fast_exp(exp_keys):
+            return None
+        fpos = {k: p for p, k in enumerate(self._edge_factor_keys())}
+        terms = []
+        for k in self._akeys:
+            if k[0] == "aexp":
+                narrow, eta, lam, zeta = k[1], k[2], k[4], int(k[5])
+                terms.append((2.0 ** (1 - zeta), ("p", lam, zeta), fpos[("w", eta)], ("jk", eta) if narrow else None))
+            else:
+                core, asym, rl, rc, al, ar = k[1:7]
+                terms.append((1.0, ("a", core, al, ar), fpos[("c", core, asym, rl, rc)], None))
+        return terms
+
+    def _triplet_factor(self, key, x):
+        """Per-triplet factor ``key`` of :meth:`_product_terms` (angle factor of ``cos θ`` or ``r_jk`` factor)."""
+        if key[0] == "p":
+            _, lam, zeta = key
+            b = 1.0 + lam * x
+            return jnp.where(b > 0.0, b, 0.0) ** zeta
+        if key[0] == "a":
+            _, core, al, ar = key
+            ok = (x > -1.0) & (x < 1.0)
+            theta = jnp.arccos(jnp.where(ok, x, 0.0))
+            return jnp.where(ok, compact_function(theta, math.radians(al), math.radians(ar), core, False), 0.0)
+        return jnp.exp(-key[1] * x * x) * self._fc(x, self._uniform_rc)
+
+    def _product_sums(self, terms, n: int, S: int, npair: int, dtype):
+        """Segment sums ``[n·n_pair, U_a]`` of one chunk of triplets for product-form columns.
+
+        A :func:`jax.custom_jvp` function of ``(floats, ints)`` with ``floats = (x, y, z
+        components of the edge vectors, r, edge factors)`` and ``ints = (triplets, chunk
+        mask, edge mask, neighbour species, receivers)``.  Its JVP is written out: each
+        column's tangent is ``c [a' w_j w_k h · δcos + a h (w_k δw_j + w_j δw_k) + a w_j w_k h'
+        · δr_jk]`` with the factors shared between columns and computed once per triplet.
+        Reverse mode transposes this linear map, so the backward pass does a few
+        multiply-adds per column and triplet instead of differentiating the whole
+        forward expression; higher orders (Hessians) differentiate the rule.  Gathers
+        and segment sums are kept out of the arithmetic by optimisation barriers (fused
+        with a gather, XLA's CPU loops are not vectorised).
+        """
+        pair_flat = self._pair_index.reshape(-1)  # numpy: the rules below must not close over traced arrays
+        # columns grouped by cutoff radius: a chunk of triplets skips a group when none of its
+        # triplets has both edges inside that radius (exact: every factor is 0 with all its
+        # derivatives from r_c on); the shell order of the triplet filter makes that common
+        rc_of = {}
+        for u, (_, _, p, _) in enumerate(terms):
+            fk = self._edge_factor_keys()[p]
+            rc_of[u] = self._uniform_rc if fk[0] == "w" else fk[4]
+        radii = sorted(set(rc_of.values()))
+        groups = [[u for u in range(len(terms)) if rc_of[u] == rc] for rc in radii]
+        order = np.argsort(np.concatenate([np.array(g_, int) for g_ in groups]))
+        akeys = sorted({t[1] for t in terms}, key=repr)
+        hkeys = sorted({t[3] for t in terms if t[3] is not None}, key=repr)
+
+        def gather(floats, ints):
+            vx, vy, vz, r, fac = floats
+            t, m, emask, sj, recv = ints
+            e1, e2 = t[:, 0], t[:, 1]
+            ok = m & emask[e1] & emask[e2]
+            seg = recv[e1] * npair + jnp.asarray(pair_flat)[sj[e1] * S + sj[e2]]
+            g = (vx[e1], vy[e1], vz[e1], vx[e2], vy[e2], vz[e2], r[e1], r[e2],
+                 tuple(f[e1] for f in fac), tuple(f[e2] for f in fac))
+            return jax.lax.optimization_barrier((g, seg, ok))
+
+        def segsum(cols, seg):
+            cols = jax.lax.optimization_barrier(cols)
+            return jnp.stack([jax.ops.segment_sum(c, seg, num_segments=n * npair) for c in cols], axis=1)
+
+        def by_group(compute, g, ok):
+            """``compute(columns) -> tuple of [n·n_pair, len(columns)]`` per radius group, skipped
+            (zeros) where no triplet of the chunk reaches inside; columns back in ``terms`` order."""
+            if len(groups) == 1:
+                return compute(groups[0])
+            dmax = jnp.where(ok, jnp.maximum(g[6], g[7]), jnp.inf)
+            outs = []
+            for rc, cols in zip(radii, groups):
+                zero = lambda cols=cols: compute_zeros(len(cols))  # noqa: E731
+                outs.append(jax.lax.cond(jnp.any(dmax < rc), lambda cols=cols: compute(cols), zero))
+            return tuple(jnp.concatenate(parts, axis=1)[:, order] for parts in zip(*outs))
+
+        def compute_zeros(k):
+            z = jnp.zeros((n * npair, k), dtype)
+            return (z, z)
+
+        def values(g, ok, with_derivatives):
+            ax, ay, az, bx, by, bz, rij, rik, fj, fk = g
+            rjk, cos = _triplet_geometry(ax, ay, az, bx, by, bz, rij, rik, ok)
+            if with_derivatives:
+                one = jnp.ones_like(cos)
+                A = {k: jax.jvp(lambda x, k=k: self._triplet_factor(k, x), (cos,), (one,)) for k in akeys}
+                H = {k: jax.jvp(lambda x, k=k: self._triplet_factor(k, x), (rjk,), (one,)) for k in hkeys}
+            else:
+                A = {k: (self._triplet_factor(k, cos), None) for k in akeys}
+                H = {k: (self._triplet_factor(k, rjk), None) for k in hkeys}
+            return rjk, cos, A, H
+
+        def primal(floats, ints):
+            g, seg, ok = gather(floats, ints)
+            _, _, A, H = values(g, ok, False)
+            fj, fk = g[8], g[9]
+
+            def compute(us):
+                cols = []
+                for c, ak, p, hk in (terms[u] for u in us):
+                    v = c * A[ak][0] * fj[p] * fk[p]
+                    cols.append(jnp.where(ok, v if hk is None else v * H[hk][0], 0.0))
+                s_ = segsum(cols, seg)
+                return (s_, s_)
+            return by_group(compute, g, ok)[0]
+
+        fn = jax.custom_jvp(primal)
+
+        @fn.defjvp
+        def _jvp(primals, tangents):
+            floats, ints = primals
+            tfloats, _ = tangents
+            g, seg, ok = gather(floats, ints)
+            tg, _, _ = gather(tfloats, ints)
+            ax, ay, az, bx, by, bz, rij, rik, fj, fk = g
+            tax, tay, taz, tbx, tby, tbz, trij, trik, tfj, tfk = tg
+            rjk, cos, A, H = values(g, ok, True)
+            den = jnp.where(ok, rij * rik, 1.0)
+            tdot = tax * bx + ax * tbx + tay * by + ay * tby + taz * bz + az * tbz
+            tcos = jnp.where(ok, (tdot - cos * (trij * rik + rij * trik)) / den, 0.0)
+            okj = ok & (rjk > 0.0)
+            dx, dy, dz = bx - ax, by - ay, bz - az
+            trjk = jnp.where(okj, (dx * (tbx - tax) + dy * (tby - tay) + dz * (tbz - taz)) / jnp.where(okj, rjk, 1.0), 0.0)
+
+            def compute(us):
+                cols, tcols = [], []
+                for c, ak, p, hk in (terms[u] for u in us):
+                    a, da = A[ak]
+                    w = fj[p] * fk[p]
+                    tw = fk[p] * tfj[p] + fj[p] * tfk[p]
+                    v, tv = c * a * w, c * (da * w * tcos + a * tw)
+                    if hk is not None:
+                        h, dh = H[hk]
+                        v, tv = v * h, tv * h + v * dh * trjk
+                    cols.append(jnp.where(ok, v, 0.0))
+                    tcols.append(jnp.where(ok, tv, 0.0))
+                return segsum(cols, seg), segsum(tcols, seg)
+            return by_group(compute, g, ok)
+
+        return fn
 
     # -- dense layout ----------------------------------------------------------
     def _dense_column_keys(self):

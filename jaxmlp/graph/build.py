@@ -66,12 +66,20 @@ class TripletFilter:
         Bound on ``r_jk`` (Å): the largest cutoff where every function of
         the triple has the factor ``f_c(r_jk)`` (n2p2 type 3), ``inf``
         otherwise.
+    shells : tuple of float, optional
+        Ascending cutoff radii (Å) of groups of angular functions.  When
+        given, :func:`filter_triplets` orders the kept triplets by the number
+        of radii at most ``max(r_ij, r_ik)``, descending (stable within a
+        shell): triplets that only the longest-ranged functions see come
+        first, so a descriptor can skip the shorter-ranged functions for
+        whole chunks of triplets.  The order does not change any value.
     """
 
     numbers: tuple
     cutoff: float
     rc_pair: np.ndarray
     rc_jk: np.ndarray
+    shells: tuple = ()
 
     def __post_init__(self):
         numbers = tuple(int(z) for z in self.numbers)
@@ -92,6 +100,10 @@ class TripletFilter:
         cutoff = float(self.cutoff)
         if not (cutoff > 0 and np.isfinite(cutoff)):
             raise ValueError(f"TripletFilter.cutoff must be positive and finite, got {self.cutoff!r}")
+        shells = tuple(float(x) for x in self.shells)
+        if any(not (x > 0 and np.isfinite(x)) for x in shells) or list(shells) != sorted(set(shells)):
+            raise ValueError(f"TripletFilter.shells must be distinct, ascending, positive radii, got {self.shells!r}")
+        object.__setattr__(self, "shells", shells)
         rc_pair.setflags(write=False)
         rc_jk.setflags(write=False)
         object.__setattr__(self, "numbers", numbers)
@@ -125,7 +137,8 @@ def filter_triplets(vectors: np.ndarray, centres: np.ndarray, neighbours: np.nda
     -------
     [T, 2] int
         The rows of :func:`build_triplets` ``(centres)`` that the filter
-        keeps, in the same order.
+        keeps, in the same order (or ordered by shell when the filter has
+        :attr:`TripletFilter.shells`).
     """
     margin = float(margin)
     if not margin >= 0.0:
@@ -150,7 +163,7 @@ def filter_triplets(vectors: np.ndarray, centres: np.ndarray, neighbours: np.nda
     check_r = bool((rc_pair[has_fn] + slack <= r_max).any())
     check_jk = bool(np.isfinite(rc_jk[has_fn]).any())
     if not (check_type or check_r or check_jk):
-        return build_triplets(centres)
+        return _order_by_shell(build_triplets(centres), r, tfilter.shells)
     sc, sn = sp[centres], sp[neighbours]
     sub = np.arange(len(centres))
     if check_r:  # an edge takes part only if some triple (c, s_j, ·) reaches beyond r_ij
@@ -178,7 +191,17 @@ def filter_triplets(vectors: np.ndarray, centres: np.ndarray, neighbours: np.nda
             ok &= np.sqrt(np.einsum("ex,ex->e", d, d)) < jk_bound[code]
         keep.append(np.flatnonzero(ok) + start)
     kept = trip[np.concatenate(keep)]
-    return np.stack([sub[kept[:, 0]], sub[kept[:, 1]]], axis=1).astype(trip.dtype, copy=False)
+    out = np.stack([sub[kept[:, 0]], sub[kept[:, 1]]], axis=1).astype(trip.dtype, copy=False)
+    return _order_by_shell(out, r, tfilter.shells)
+
+
+def _order_by_shell(trip: np.ndarray, r: np.ndarray, shells: tuple) -> np.ndarray:
+    """``trip`` ordered by the number of ``shells`` radii ≤ max(r_ij, r_ik), descending (stable)."""
+    if len(shells) < 2 or len(trip) == 0:
+        return trip
+    dmax = np.maximum(r[trip[:, 0]], r[trip[:, 1]])
+    level = np.searchsorted(np.asarray(shells), dmax, side="right").astype(np.int8)
+    return trip[np.argsort(-level, kind="stable")]
 
 
 def build_triplets(receivers: np.ndarray) -> np.ndarray:

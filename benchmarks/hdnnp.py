@@ -33,7 +33,10 @@ Usage::
     N2P2_BENCH=/path/nnp_bench_omp python benchmarks/hdnnp.py --n2p2-only --cores 0,1
     python benchmarks/hdnnp.py --quick    # 256 and 2048 Cu + three n2p2 potentials
 
-Results: ``benchmarks/results/hdnnp.json`` (``--out`` to change).
+Results: ``benchmarks/results/hdnnp.json`` (``--out`` to change).  The docs
+table is printed from that file (nothing is run) by::
+
+    python benchmarks/hdnnp.py --table benchmarks/results/hdnnp.json
 """
 
 from __future__ import annotations
@@ -229,8 +232,29 @@ def run(cases, repeats: int, timeout: float, cores, dtypes=("float32", "float64"
     return results
 
 
+def table(path) -> str:
+    """The markdown speed table of a results file (rows with n2p2 ratios; the docs table)."""
+    d = json.loads(Path(path).read_text())
+    fmt = lambda x: "–" if x is None else f"{x:,.0f}"  # noqa: E731
+    rat = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = ["| potential | jaxmlp dtype | atoms | jaxmlp layout (triplets) | jaxmlp compute | n2p2 f64 compute | ratio "
+             "| jaxmlp incl. NL | n2p2 f64 incl. NL | ratio |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in d["results"]:
+        if "error" in r:
+            lines.append(f"| {r['system']} | {r['dtype']} | – | error: {r['error']} | | | | | | |")
+            continue
+        ref = r.get("n2p2") or {}
+        lay = f"dense, K = {r['max_neighbors']}" if r["layout"] == "dense" else f"pruned triplets ({r['n_triplets']:,})"
+        lines.append(f"| {r['system']} | {r['dtype']} | {r['n_atoms']} | {lay} | {fmt(r['atoms_per_s_compute_only'])} "
+                     f"| {fmt(ref.get('atoms_per_s_compute_only'))} | {rat(r.get('ratio_to_n2p2_compute_only'))} "
+                     f"| {fmt(r['atoms_per_s_incl_neighbour_list'])} | {fmt(ref.get('atoms_per_s_incl_neighbour_list'))} "
+                     f"| {rat(r.get('ratio_to_n2p2_incl_neighbour_list'))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default=None, metavar="JSON", help="print the markdown table of a results file and exit")
     ap.add_argument("--quick", action="store_true", help="256/2048 Cu and the smaller n2p2 potentials only")
     ap.add_argument("--n2p2-only", action="store_true", help="only the four n2p2 potentials")
     ap.add_argument("--systems", default=None, help="comma-separated n2p2 potentials (with --n2p2-only)")
@@ -242,6 +266,9 @@ def main(argv=None):
                          "or the triplet list (pruned by the model's triplet filter, as n2p2), or both")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "hdnnp.json"))
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
     cores = [int(c) for c in args.cores.split(",")] if args.cores else None
     if args.n2p2_only:
         names = args.systems.split(",") if args.systems else list(N2P2_SYSTEMS)

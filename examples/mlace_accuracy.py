@@ -13,6 +13,10 @@ Usage::
     # full-batch L-BFGS (as pacemaker's BFGS): budget in CPU seconds, stops when the loss is flat
     taskset -c 0 python examples/mlace_accuracy.py --full --optimiser lbfgs --datasets ethanol --layers 1 \
         --budget 800 --max-wall 2000 --out benchmarks/results/mlace_accuracy_ethanol_lbfgs_L1.json
+    # Levenberg-Marquardt from the least-squares start (the issue #15 runs; budget in CPU seconds of training)
+    taskset -c 0 nice -n 10 python examples/mlace_accuracy.py --full --optimiser gn --radial-init lowest --mu0 1e-5 \
+        --datasets ethanol --layers 1 --budget 2700 --max-wall 2500 --eval-every 90 \
+        --out benchmarks/results/mlace_accuracy_ethanol_gn_L1.json
 
 Results are written as JSON (``--out``, default
 ``benchmarks/results/mlace_accuracy.json`` for ``--full``).
@@ -32,7 +36,11 @@ exponentially over the time budget (so the errors are not converged values),
 or with ``--optimiser lbfgs`` full-batch L-BFGS (``optax.lbfgs``, zoom line
 search) that records the held-out errors against training time (``curve``)
 and reports ``converged`` (loss flat to ``--rtol`` over ``--window``
-iterations, :func:`jaxmlp.training.is_converged`).
+iterations, :func:`jaxmlp.training.is_converged`). With ``--optimiser lbfgs``
+the output layer starts from its least-squares fit and is optimised in
+whitened coordinates (``--no-linear`` for the plain run); ``--optimiser gn``
+is Levenberg–Marquardt on the same loss from that start
+(:func:`train_model_gn`), the fastest of the three per CPU second here.
 Per-element E0 are fitted by least squares on the training energies first.
 """
 

@@ -75,6 +75,7 @@ def test_linear_fit_is_the_least_squares_optimum(ma, setup):
     np.testing.assert_allclose(ev, expected, atol=1e-6)
 
 
+@pytest.mark.slow  # compile-heavy optimiser runs; CI time
 def test_lbfgs_from_the_linear_fit_lowers_the_loss(ma, setup):
     model, params, train, test = setup
     _, info = ma.linear_fit(model, params, train, chunk=4)
@@ -96,6 +97,7 @@ def test_bad_options(ma, setup):
         ma.train_model_lbfgs(model, train, test, budget_s=1.0, refit_every_s=0.0)
 
 
+@pytest.mark.slow  # compile-heavy optimiser runs; CI time
 def test_gauss_newton_lowers_the_loss_monotonically(ma, setup):
     model, params, train, test = setup
     out, m = ma.train_model_gn(model, train, test, budget_s=1e9, chunk=3, params=params, window=50, eval_every_s=0.0,

@@ -829,7 +829,7 @@ class ACSF:
 
                 terms = self._product_terms()
                 if terms is not None:  # every column a product of per-edge and per-triplet factors
-                    sums_fn = self._product_sums(terms, n, S, npair, dtype)
+                    sums_fn = self._product_sums(terms, n, S, npair, dtype, chunk, n_chunks > 1)
                     floats = (vx, vy, vz, r, tuple(factors or ()))
 
                     def body(acc, xs):
@@ -894,10 +894,11 @@ class ACSF:
             return jnp.where(ok, compact_function(theta, math.radians(al), math.radians(ar), core, False), 0.0)
         return jnp.exp(-key[1] * x * x) * self._fc(x, self._uniform_rc)
 
-    def _product_sums(self, terms, n: int, S: int, npair: int, dtype):
+    def _product_sums(self, terms, n: int, S: int, npair: int, dtype, chunk: int, skip_groups: bool):
         """Segment sums ``[n·n_pair, U_a]`` of one chunk of triplets for product-form columns.
 
-        A :func:`jax.custom_jvp` function of ``(floats, ints)`` with ``floats = (x, y, z
+        ``chunk`` is the number of triplets per call; ``skip_groups`` (several chunks)
+        enables skipping radius groups per chunk.  A :func:`jax.custom_jvp` function of ``(floats, ints)`` with ``floats = (x, y, z
         components of the edge vectors, r, edge factors)`` and ``ints = (triplets, chunk
         mask, edge mask, neighbour species, receivers)``.  Its JVP is written out: each
         column's tangent is ``c [a' w_j w_k h · δcos + a h (w_k δw_j + w_j δw_k) + a w_j w_k h'
@@ -932,15 +933,19 @@ class ACSF:
                  tuple(f[e1] for f in fac), tuple(f[e2] for f in fac))
             return jax.lax.optimization_barrier((g, seg, ok))
 
+        small = chunk * len(terms) <= (1 << 16)  # latency-bound: few large ops beat many vectorised ones
+
         def segsum(cols, seg):
+            if small:
+                return jax.ops.segment_sum(jnp.stack(cols, axis=1), seg, num_segments=n * npair)
             cols = jax.lax.optimization_barrier(cols)
             return jnp.stack([jax.ops.segment_sum(c, seg, num_segments=n * npair) for c in cols], axis=1)
 
         def by_group(compute, g, ok):
             """``compute(columns) -> tuple of [n·n_pair, len(columns)]`` per radius group, skipped
             (zeros) where no triplet of the chunk reaches inside; columns back in ``terms`` order."""
-            if len(groups) == 1:
-                return compute(groups[0])
+            if len(groups) == 1 or not skip_groups:  # one chunk holds the shortest triplets too: nothing to skip
+                return compute(list(range(len(terms))))
             dmax = jnp.where(ok, jnp.maximum(g[6], g[7]), jnp.inf)
             outs = []
             for rc, cols in zip(radii, groups):

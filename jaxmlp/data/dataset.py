@@ -497,15 +497,18 @@ class Dataset(Sequence):
 
     # ----------------------------------------------------------------- graphs
 
-    def graphs(self, cutoff: float, triplets: bool = False) -> list[jraph.GraphsTuple]:
+    def graphs(self, cutoff: float, triplets=False) -> list[jraph.GraphsTuple]:
         """Unpadded graphs of all structures, built once per ``(cutoff, triplets)``.
 
         Parameters
         ----------
         cutoff : float
             Neighbour cutoff in Å.
-        triplets : bool, optional
-            Also build edge pairs for angular descriptors.
+        triplets : bool or jaxmlp.graph.TripletFilter, optional
+            Also build edge pairs for angular descriptors; a
+            :class:`~jaxmlp.graph.TripletFilter` (an HDNNP's
+            ``model.extras["triplet_filter"]``) keeps only the triplets that can
+            contribute, as :class:`jaxmlp.Calculator` does (same values, less work).
 
         Returns
         -------
@@ -519,19 +522,20 @@ class Dataset(Sequence):
         """
         from jaxmlp.graph import atoms_to_graph
 
-        key = (float(cutoff), bool(triplets))
+        want, tfilter, tkey = _triplet_option(triplets)
+        key = (float(cutoff), want, tkey)
         cached = self._graph_cache.get(key)
         if cached is None:
             cached = []
             for k, atoms in enumerate(self._atoms):
                 try:
-                    cached.append(atoms_to_graph(atoms, float(cutoff), triplets=bool(triplets)))
+                    cached.append(atoms_to_graph(atoms, float(cutoff), triplets=want, triplet_filter=tfilter))
                 except ValueError as exc:
                     raise ValueError(f"structure {k}: {exc}") from exc
             self._graph_cache[key] = cached
         return list(cached)
 
-    def buckets(self, cutoff: float, batch_size: int, triplets: bool = False) -> Buckets:
+    def buckets(self, cutoff: float, batch_size: int, triplets=False) -> Buckets:
         """Bucket sizes that fit any ``batch_size`` structures of this dataset.
 
         Parameters
@@ -540,8 +544,8 @@ class Dataset(Sequence):
             Neighbour cutoff in Å.
         batch_size : int
             Structures per batch.
-        triplets : bool, optional
-            Count triplets too.
+        triplets : bool or TripletFilter, optional
+            Count triplets too (as :meth:`graphs`).
 
         Returns
         -------
@@ -569,7 +573,7 @@ class Dataset(Sequence):
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
-        triplets: bool = False,
+        triplets=False,
     ) -> Iterator[Batch]:
         """Iterate over one epoch of padded batches.
 
@@ -591,8 +595,8 @@ class Dataset(Sequence):
             Seed of the shuffle.
         drop_last : bool, optional
             Skip a final batch with fewer than ``batch_size`` structures.
-        triplets : bool, optional
-            Build triplets (angular descriptors).
+        triplets : bool or TripletFilter, optional
+            Build triplets (angular descriptors), pruned by a filter (as :meth:`graphs`).
 
         Yields
         ------
@@ -658,3 +662,15 @@ def _symbols(numbers: Iterable[int]) -> list[str]:
     from ase.data import chemical_symbols
 
     return [chemical_symbols[z] for z in numbers]
+
+
+def _triplet_option(triplets):
+    """``(build triplets?, filter or None, cache key)`` of a ``triplets`` argument (bool or TripletFilter)."""
+    from jaxmlp.graph import TripletFilter
+
+    if isinstance(triplets, TripletFilter):
+        f = triplets
+        return True, f, (f.numbers, f.cutoff, f.rc_pair.tobytes(), f.rc_jk.tobytes(), f.shells)
+    if isinstance(triplets, (bool, np.bool_)) or triplets in (0, 1):
+        return bool(triplets), None, None
+    raise TypeError(f"triplets must be a bool or a jaxmlp.graph.TripletFilter, got {type(triplets).__name__}")

@@ -71,8 +71,16 @@ def _zero_weight(batch):
     return batch._replace(weight=np.zeros_like(batch.weight))
 
 
+def model_triplets(model):
+    """The ``triplets`` argument of :meth:`jaxmlp.data.Dataset.batches` for ``model``: its triplet
+    filter when it has one (only the triplets that can contribute; same values), else whether it
+    needs triplets at all."""
+    tfilter = model.extras.get("triplet_filter") if model.needs_triplets else None
+    return tfilter if tfilter is not None else bool(model.needs_triplets)
+
+
 def device_batches(dataset, cutoff: float, buckets, n_devices: int, per_device: int, shuffle: bool, seed: int,
-                   triplets: bool = False) -> Iterator[Any]:
+                   triplets=False) -> Iterator[Any]:
     """One epoch of global batches: ``n_devices`` padded sub-batches stacked on axis 0.
 
     Parameters
@@ -86,7 +94,7 @@ def device_batches(dataset, cutoff: float, buckets, n_devices: int, per_device: 
         Sub-batches per step and structures per sub-batch.
     shuffle, seed
         Epoch order (``numpy.random.default_rng(seed)`` permutation).
-    triplets : bool
+    triplets : bool or TripletFilter (see :func:`model_triplets`)
 
     Yields
     ------
@@ -521,7 +529,7 @@ def train(model: Model, train_set, valid_set, config: TrainConfig, params: Any =
     mesh = data_mesh()
     n_dev = mesh.devices.size
     per_dev = -(-config.batch_size // n_dev)
-    trip = bool(model.needs_triplets)
+    trip = model_triplets(model)
     cutoff = model.cutoff
     buckets = config.buckets if config.buckets is not None else train_set.buckets(cutoff, per_dev, trip)
     v_buckets = None if valid_set is None else valid_set.buckets(cutoff, per_dev, trip)

@@ -27,7 +27,9 @@ def _predict(model, params, graph):
 
 def _serial_predictions(model, params, dataset, batch_size):
     """``(batch, energies, forces)`` per padded batch, one device."""
-    for b in dataset.batches(model.cutoff, batch_size=batch_size, shuffle=False, triplets=model.needs_triplets):
+    from .loop import model_triplets
+
+    for b in dataset.batches(model.cutoff, batch_size=batch_size, shuffle=False, triplets=model_triplets(model)):
         e, f = jax.device_get(_predict(model, params, jax.tree.map(jnp.asarray, b.graph)))
         yield b, np.asarray(e), np.asarray(f)
 
@@ -49,12 +51,12 @@ def _parallel_predictions(model, params, dataset, batch_size):
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
-    from .loop import _put, data_mesh, device_batches
+    from .loop import _put, data_mesh, device_batches, model_triplets
 
     mesh = data_mesh()
     n_dev = mesh.devices.size
     per = -(-batch_size // n_dev)
-    trip = bool(model.needs_triplets)
+    trip = model_triplets(model)
     buckets = dataset.buckets(model.cutoff, per, trip)
     n_sub = -(-len(dataset) // per)  # real sub-batches; the last group is filled with copies
     predict = _sharded_predict(model, mesh)

@@ -102,6 +102,69 @@ def _radii_table(symbols, r_in) -> dict:
     return {p: table[p] for p in pairs}
 
 
+def _element_symbols(elements, who: str) -> list:
+    """Sorted (by Z) element symbols of a pair term; ValueError when there are none."""
+    if isinstance(elements, (str, int)):
+        elements = [elements]
+    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
+    if not symbols:
+        raise ValueError(f"{who} needs at least one element")
+    return symbols
+
+
+def _pair_matrix(symbols, value) -> np.ndarray:
+    """``[S, S]`` table ``value(pair_key(a, b))`` over the species of ``symbols``."""
+    S = len(symbols)
+    out = np.zeros((S, S))
+    for i, j in itertools.product(range(S), repeat=2):
+        out[i, j] = value(pair_key(symbols[i], symbols[j]))
+    return out
+
+
+def _pair_term(name: str, symbols, tables: Mapping[str, np.ndarray], edge_energy, config: dict, cutoff: float,
+               **model_kw) -> Model:
+    """A parameter-free model ``e_i = ½ Σ_j φ_{s_i s_j}(r_ij)`` from per-species-pair tables.
+
+    ``tables`` maps names to ``[S, S]`` arrays; ``edge_energy(r, p)`` gets the
+    edge distances and ``p[name]`` = each table at the edge's species pair and
+    returns the per-edge energy (any value where the edge is padding or of an
+    unknown element: those are masked here).  Unknown elements on concrete
+    graphs raise ``ValueError``.
+    """
+    S = len(symbols)
+    zs = np.array([atomic_numbers[s] for s in symbols])
+    species = np.full(119, -1, np.int32)
+    species[zs] = np.arange(S)
+
+    def init(key, graph=None):
+        del key, graph
+        return ()
+
+    def apply(params, graph):
+        del params
+        numbers = graph.nodes["numbers"]
+        try:  # refuse unknown elements on concrete graphs (skipped under tracing)
+            num = np.asarray(numbers)
+            real = np.asarray(graph.nodes["mask"]) & (num > 0)
+            bad = sorted(set(num[real & (species[np.clip(num, 0, 118)] < 0)].tolist()))
+            if bad:
+                raise ValueError(f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this {name} "
+                                 f"model (it knows {symbols})")
+        except jax.errors.TracerArrayConversionError:
+            pass
+        mask = graph.edges["mask"]
+        r = safe_norm(edge_vectors(graph), mask)
+        sp = jnp.asarray(species)[jnp.clip(numbers, 0, 118)]
+        si, sj = sp[graph.receivers], sp[graph.senders]
+        known = mask & (si >= 0) & (sj >= 0)
+        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
+        e = edge_energy(r, {k: jnp.asarray(v, r.dtype)[si, sj] for k, v in tables.items()})
+        e = jnp.where(known, e, 0.0)
+        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=graph.nodes["positions"].shape[0])
+
+    return Model(name, config, float(cutoff), init, apply, elements=tuple(int(z) for z in zs), **model_kw)
+
+
 @register_model("zbl_repulsion")
 def zbl_repulsion(elements, r_in, width: float = 0.3) -> Model:
     """ZBL nuclear repulsion active only below ``r_in`` per element pair (module docstring).
@@ -136,65 +199,27 @@ def zbl_repulsion(elements, r_in, width: float = 0.3) -> Model:
     TypeError
         For radii that are neither a number nor a mapping.
     """
-    if isinstance(elements, (str, int)):
-        elements = [elements]
-    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
-    if not symbols:
-        raise ValueError("zbl_repulsion needs at least one element")
+    symbols = _element_symbols(elements, "zbl_repulsion")
     if isinstance(width, bool) or not isinstance(width, (int, float, np.floating, np.integer)):
         raise TypeError(f"width must be a number (Å), got {width!r}")
     width = float(width)
     if not (np.isfinite(width) and width > 0):
         raise ValueError(f"width must be positive and finite (Å), got {width}")
     radii = _radii_table(symbols, r_in)
-    S = len(symbols)
-    zs = np.array([atomic_numbers[s] for s in symbols])
-    table = np.full(119, -1, np.int32)
-    table[zs] = np.arange(S)
-    r_out = np.zeros((S, S))
-    for i, j in itertools.product(range(S), repeat=2):
-        r_out[i, j] = radii[pair_key(symbols[i], symbols[j])]
-    r_on = np.maximum(r_out - width, 0.0)
-    cutoff = float(r_out.max())
+    r_out = _pair_matrix(symbols, radii.__getitem__)
+    zs = np.array([atomic_numbers[s] for s in symbols], np.float64)
+    tables = {"hi": r_out, "lo": np.maximum(r_out - width, 0.0),
+              "za": np.broadcast_to(zs[:, None], r_out.shape), "zb": np.broadcast_to(zs[None, :], r_out.shape)}
 
-    def init(key, graph=None):
-        del key, graph
-        return ()
+    def edge_energy(r, p):
+        hi, lo = p["hi"], p["lo"]
+        inside = r < hi
+        r_safe = jnp.where(inside & (r > 0), r, hi)
+        e = zbl_energy(r_safe, p["za"], p["zb"]) * _smoothstep_off((r_safe - lo) / (hi - lo))
+        return jnp.where(inside, e, 0.0)
 
-    def apply(params, graph):
-        del params
-        numbers = graph.nodes["numbers"]
-        try:  # refuse unknown elements on concrete graphs (skipped under tracing)
-            num = np.asarray(numbers)
-            real = np.asarray(graph.nodes["mask"]) & (num > 0)
-            bad = sorted(set(num[real & (table[np.clip(num, 0, 118)] < 0)].tolist()))
-            if bad:
-                raise ValueError(f"unknown element(s) {[chemical_symbols[z] for z in bad]} for this zbl_repulsion "
-                                 f"model (it knows {symbols})")
-        except jax.errors.TracerArrayConversionError:
-            pass
-        vec = edge_vectors(graph)
-        mask = graph.edges["mask"]
-        r = safe_norm(vec, mask)
-        sp = jnp.asarray(table)[jnp.clip(numbers, 0, 118)]
-        si, sj = sp[graph.receivers], sp[graph.senders]
-        known = (si >= 0) & (sj >= 0)
-        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
-        hi = jnp.asarray(r_out, r.dtype)[si, sj]
-        lo = jnp.asarray(r_on, r.dtype)[si, sj]
-        inside = mask & known & (r < hi)
-        r_safe = jnp.where(inside, r, hi)
-        r_safe = jnp.where(r_safe > 0, r_safe, hi)
-        za = jnp.asarray(zs, r.dtype)[si]
-        zb = jnp.asarray(zs, r.dtype)[sj]
-        e = zbl_energy(r_safe, za, zb) * _smoothstep_off((r_safe - lo) / (hi - lo))
-        e = jnp.where(inside, e, 0.0)
-        n = graph.nodes["positions"].shape[0]
-        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=n)
-
-    config = dict(elements=symbols, r_in=radii, width=width)
-    return Model("zbl_repulsion", config, cutoff, init, apply, needs_triplets=False,
-                 elements=tuple(int(z) for z in zs), n_layers=1, extras={"r_in": dict(radii)})
+    return _pair_term("zbl_repulsion", symbols, tables, edge_energy, dict(elements=symbols, r_in=radii, width=width),
+                      r_out.max(), needs_triplets=False, n_layers=1, extras={"r_in": dict(radii)})
 
 
 def core_radii(frames, elements=None, margin: float = 0.05, r_max: float = 3.0) -> dict:
@@ -290,11 +315,7 @@ def gap_barrier(elements, windows, height: float = 1.0) -> Model:
     Model
         No trainable parameters (``()``); ``cutoff`` = largest ``hi``.
     """
-    if isinstance(elements, (str, int)):
-        elements = [elements]
-    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
-    if not symbols:
-        raise ValueError("gap_barrier needs at least one element")
+    symbols = _element_symbols(elements, "gap_barrier")
     if not isinstance(windows, Mapping) or not windows:
         raise TypeError(f"windows must be a non-empty dict 'A-B' → (lo, hi), got {windows!r}")
     if isinstance(height, bool) or not isinstance(height, (int, float, np.floating, np.integer)) or not np.isfinite(height) or height <= 0:
@@ -309,40 +330,18 @@ def gap_barrier(elements, windows, height: float = 1.0) -> Model:
         if not (0 < lo < hi and np.isfinite(hi)):
             raise ValueError(f"window of {key} must satisfy 0 < lo < hi, got {v!r}")
         table_w[key] = (lo, hi)
-    S = len(symbols)
-    zs = np.array([atomic_numbers[s] for s in symbols])
-    table = np.full(119, -1, np.int32)
-    table[zs] = np.arange(S)
-    lo_t, hi_t = np.zeros((S, S)), np.zeros((S, S))
-    for i, j in itertools.product(range(S), repeat=2):
-        lo_t[i, j], hi_t[i, j] = table_w.get(pair_key(symbols[i], symbols[j]), (0.0, 0.0))
-    cutoff = float(hi_t.max())
     height = float(height)
+    tables = {"lo": _pair_matrix(symbols, lambda k: table_w.get(k, (0.0, 0.0))[0]),
+              "hi": _pair_matrix(symbols, lambda k: table_w.get(k, (0.0, 0.0))[1])}
 
-    def init(key, graph=None):
-        del key, graph
-        return ()
-
-    def apply(params, graph):
-        del params
-        numbers = graph.nodes["numbers"]
-        vec = edge_vectors(graph)
-        mask = graph.edges["mask"]
-        r = safe_norm(vec, mask)
-        sp = jnp.asarray(table)[jnp.clip(numbers, 0, 118)]
-        si, sj = sp[graph.receivers], sp[graph.senders]
-        known = (si >= 0) & (sj >= 0)
-        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
-        lo = jnp.asarray(lo_t, r.dtype)[si, sj]
-        hi = jnp.asarray(hi_t, r.dtype)[si, sj]
-        inside = mask & known & (hi > 0) & (r > lo) & (r < hi)
+    def edge_energy(r, p):
+        lo, hi = p["lo"], p["hi"]
+        inside = (hi > 0) & (r > lo) & (r < hi)
         t = jnp.where(inside, (r - lo) / jnp.where(hi > lo, hi - lo, 1.0), 0.5)
-        e = jnp.where(inside, height * 64.0 * t**3 * (1.0 - t) ** 3, 0.0)
-        n = graph.nodes["positions"].shape[0]
-        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=n)
+        return jnp.where(inside, height * 64.0 * t**3 * (1.0 - t) ** 3, 0.0)
 
     config = dict(elements=symbols, windows={k: list(v) for k, v in table_w.items()}, height=height)
-    return Model("gap_barrier", config, cutoff, init, apply, elements=tuple(int(z) for z in zs))
+    return _pair_term("gap_barrier", symbols, tables, edge_energy, config, tables["hi"].max())
 
 
 def pair_gaps(frames, pairs, r_max: float = 2.0, min_width: float = 0.15, margin: float = 0.02) -> dict:
@@ -403,43 +402,18 @@ def wall_repulsion(elements, r_in, stiffness: float = 250.0) -> Model:
     Model
         No trainable parameters (``()``); ``cutoff`` = largest ``r_in``.
     """
-    if isinstance(elements, (str, int)):
-        elements = [elements]
-    symbols = sorted({element_symbol(e) for e in elements}, key=lambda s: atomic_numbers[s])
-    if not symbols:
-        raise ValueError("wall_repulsion needs at least one element")
+    symbols = _element_symbols(elements, "wall_repulsion")
     if isinstance(stiffness, bool) or not isinstance(stiffness, (int, float, np.floating, np.integer)) \
             or not np.isfinite(stiffness) or stiffness <= 0:
         raise ValueError(f"stiffness must be a positive number (eV/Å³), got {stiffness!r}")
     radii = _radii_table(symbols, r_in)
-    S = len(symbols)
-    zs = np.array([atomic_numbers[s] for s in symbols])
-    table = np.full(119, -1, np.int32)
-    table[zs] = np.arange(S)
-    r_out = np.zeros((S, S))
-    for i, j in itertools.product(range(S), repeat=2):
-        r_out[i, j] = radii[pair_key(symbols[i], symbols[j])]
+    tables = {"hi": _pair_matrix(symbols, radii.__getitem__)}
     k = float(stiffness)
 
-    def init(key, graph=None):
-        del key, graph
-        return ()
-
-    def apply(params, graph):
-        del params
-        numbers = graph.nodes["numbers"]
-        vec = edge_vectors(graph)
-        mask = graph.edges["mask"]
-        r = safe_norm(vec, mask)
-        sp = jnp.asarray(table)[jnp.clip(numbers, 0, 118)]
-        si, sj = sp[graph.receivers], sp[graph.senders]
-        known = (si >= 0) & (sj >= 0)
-        si, sj = jnp.where(known, si, 0), jnp.where(known, sj, 0)
-        hi = jnp.asarray(r_out, r.dtype)[si, sj]
-        inside = mask & known & (r < hi)
-        e = jnp.where(inside, k * (hi - jnp.where(inside, r, hi)) ** 3, 0.0)
-        n = graph.nodes["positions"].shape[0]
-        return 0.5 * jax.ops.segment_sum(e, graph.receivers, num_segments=n)
+    def edge_energy(r, p):
+        hi = p["hi"]
+        inside = r < hi
+        return jnp.where(inside, k * (hi - jnp.where(inside, r, hi)) ** 3, 0.0)
 
     config = dict(elements=symbols, r_in=radii, stiffness=k)
-    return Model("wall_repulsion", config, float(r_out.max()), init, apply, elements=tuple(int(z) for z in zs))
+    return _pair_term("wall_repulsion", symbols, tables, edge_energy, config, tables["hi"].max())

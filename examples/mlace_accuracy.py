@@ -233,6 +233,24 @@ def _design_fn(model):
     return design
 
 
+class _Normal:
+    """Accumulated normal equations ``H = Σ AᵀA``, ``g = Σ Aᵀr``, ``‖r‖²`` with their Jacobi scaling."""
+
+    def __init__(self, n: int):
+        self.H, self.g, self.rr = np.zeros((n, n)), np.zeros(n), 0.0
+
+    def add(self, A, r):
+        self.H += A.T @ A
+        self.g += A.T @ r
+        self.rr += float(r @ r)
+
+    def scaled(self):
+        """``(D, H / D D, g / D)`` with ``D = sqrt(diag H)`` (1 where the diagonal is 0)."""
+        D = np.sqrt(np.diag(self.H))
+        D[D == 0] = 1.0
+        return D, self.H / D[:, None] / D[None, :], self.g / D
+
+
 def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, chunk: int = 100, design=None, prepared=None):
     """Weighted least squares for the output layer's first-property coefficients and ΔE0, the rest of ``params`` fixed.
 
@@ -260,9 +278,7 @@ def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, c
     n_atoms = float(sum(len(a) for a, _, _ in train))
     n_c = int(np.prod(params["layers"][-1]["coeffs"].shape[:-1]))
     n = n_c + len(zs)
-    H = np.zeros((n, n))
-    g = np.zeros(n)
-    rr = 0.0
+    ne = _Normal(n)
     for gs, idx, real in prepared:
         off, J = design(params, gs)
         off, J = np.asarray(off), np.asarray(J)
@@ -283,14 +299,9 @@ def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, c
         E0_cols = np.zeros(J.shape[:2] + (len(zs),))
         E0_cols[:, 0, :] = cnt * w[:, :1]
         A = np.concatenate([A, E0_cols], axis=2).reshape(-1, n)
-        r = ((y - off) * w).reshape(-1)
-        H += A.T @ A
-        g += A.T @ r
-        rr += float(r @ r)
-    D = np.sqrt(np.diag(H))
-    D[D == 0] = 1.0
-    Hs = H / D[:, None] / D[None, :]
-    x = scipy.linalg.solve(Hs + ridge * np.eye(n), g / D, assume_a="pos") / D
+        ne.add(A, ((y - off) * w).reshape(-1))
+    D, Hs, gD = ne.scaled()
+    x = scipy.linalg.solve(Hs + ridge * np.eye(n), gD, assume_a="pos") / D
     s, V = np.linalg.eigh(Hs[:n_c, :n_c])
     s = np.maximum(s, 0.0)
     M = (V / D[:n_c, None]) * (s + ridge) ** -0.5
@@ -299,7 +310,7 @@ def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, c
     out = dict(params)
     out["layers"] = list(params["layers"][:-1]) + [lay]
     out["E0"] = params["E0"] + jnp.asarray(x[n_c:])
-    ls_loss = rr - 2 * float(g @ x) + float(x @ H @ x)
+    ls_loss = ne.rr - 2 * float(ne.g @ x) + float(x @ ne.H @ x)
     return out, {"M": M, "D": D[:n_c], "s": s, "V": V, "ls_loss": ls_loss, "ridge": ridge}
 
 
@@ -615,25 +626,17 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
     t_next = cpu + eval_every_s
     while cpu < budget_s and t_train < max_wall and it < max_it:
         t0, c0 = time.perf_counter(), time.process_time()
-        H = np.zeros((n, n))
-        g = np.zeros(n)
-        rr = 0.0
+        ne = _Normal(n)
         for (gs, _, _), (w, y) in zip(prepared, wy):
             A, r = normal(theta, params, gs, w, y)
-            A, r = np.asarray(A), np.asarray(r)  # the products in NumPy's BLAS (several times faster than XLA's on CPU)
-            H += A.T @ A
-            g += A.T @ r
-            rr += float(r @ r)
-        D = np.sqrt(np.diag(H))
-        D[D == 0] = 1.0
-        Hs = H / D[:, None] / D[None, :]
-        gs_ = g / D
+            ne.add(np.asarray(A), np.asarray(r))  # the products in NumPy's BLAS (several times faster than XLA's on CPU)
+        D, Hs, gs_ = ne.scaled()
         accepted = False
         for _ in range(8):
             delta = -scipy.linalg.solve(Hs + (mu + ridge) * np.eye(n), gs_, assume_a="pos") / D
             trial = theta + jnp.asarray(delta)
             new = loss_of(trial, params)
-            if np.isfinite(new) and new < rr:
+            if np.isfinite(new) and new < ne.rr:
                 theta, accepted = trial, True
                 mu = max(mu / 3.0, 1e-10)
                 break
@@ -641,7 +644,7 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
         t_train += time.perf_counter() - t0
         cpu += time.process_time() - c0
         it += 1
-        losses.append(new if accepted else rr)
+        losses.append(new if accepted else ne.rr)
         stuck = not accepted
         converged = stuck or is_converged(losses, window, rtol)
         if cpu >= t_next or converged or cpu >= budget_s or t_train >= max_wall or it >= max_it:

@@ -320,14 +320,19 @@ def test_e0_and_offset_correction():
     assert e0["Cu"] == pytest.approx(np.mean(train.energy / train.n_atoms), rel=1e-9)  # one element: E0 = mean E/N
 
 
-def test_model_hessian_vanishes_beyond_twice_the_cutoff():
-    """An HDNNP with cutoff R_c couples atoms up to 2·R_c and not beyond; the measured range lies in (R_c, 2·R_c]."""
+def _small_hdnnp_and_cluster(seed):
+    """A 2.8 Å HDNNP (random weights ``seed``) on EMT Cu and a 7 Å fcc cluster to measure its range on."""
     import jax
 
     train = Dataset.from_atoms([_emt(fcc(reps=2, seed=s)) for s in (0, 1)])
     model = ft.fragment_hdnnp(train, 2.8, n_radial=3, etas=(), zetas=(), hidden=(4,))
-    params = model.init(jax.random.PRNGKey(1), train.graphs(2.8)[0])
-    cluster = cut(fcc(reps=3), 0, 7.0, keep_whole=False, bond_scale=0.5).atoms
+    params = model.init(jax.random.PRNGKey(seed), train.graphs(2.8)[0])
+    return model, params, cut(fcc(reps=3), 0, 7.0, keep_whole=False, bond_scale=0.5).atoms
+
+
+def test_model_hessian_vanishes_beyond_twice_the_cutoff():
+    """An HDNNP with cutoff R_c couples atoms up to 2·R_c and not beyond; the measured range lies in (R_c, 2·R_c]."""
+    model, params, cluster = _small_hdnnp_and_cluster(1)
     mr = ft.model_range(model, params, cluster)
     assert mr["interaction_range"] == pytest.approx(5.6)
     assert mr["n_pairs_beyond"] > 0 and mr["max_beyond"] == 0.0
@@ -338,15 +343,10 @@ def test_model_hessian_vanishes_beyond_twice_the_cutoff():
 
 def test_model_range_rows_agree_with_the_dense_hessian():
     """Hessian rows of a few atoms (3 HVPs each) give the dense Hessian's blocks: same zeros beyond 2·R_c, same range."""
-    import jax
-
     from jaxmlp.graph.build import atoms_to_graph
     from jaxmlp.observables import hessian
 
-    train = Dataset.from_atoms([_emt(fcc(reps=2, seed=s)) for s in (0, 1)])
-    model = ft.fragment_hdnnp(train, 2.8, n_radial=3, etas=(), zetas=(), hidden=(4,))
-    params = model.init(jax.random.PRNGKey(2), train.graphs(2.8)[0])
-    cluster = cut(fcc(reps=3), 0, 7.0, keep_whole=False, bond_scale=0.5).atoms
+    model, params, cluster = _small_hdnnp_and_cluster(2)
     dense = ft.model_range(model, params, cluster)
     every = ft.model_range(model, params, cluster, rows=range(len(cluster)))
     assert every["max_beyond"] == 0.0 and every["n_pairs_beyond"] == dense["n_pairs_beyond"]

@@ -197,6 +197,7 @@ def hdnnp(
     normalize_nodes: bool = False,
     triplet_chunk: int = 1 << 18,
     max_neighbors: int | None = None,
+    factorise_wide: bool = True,
 ) -> Model:
     """Behler–Parrinello HDNNP with n2p2-compatible symmetry functions.
 
@@ -240,6 +241,11 @@ def hdnnp(
         cutoff make the energy NaN unless the graph has triplets (then the
         triplet path is used); pick it with a margin, e.g.
         :func:`jaxmlp.graph.max_degree`. See :class:`jaxmlp.descriptors.ACSF`.
+    factorise_wide : bool
+        Evaluate wide angular functions (type 9, integer ζ, ``|λ| ≤ 1``) in the
+        factorised per-edge form (no triplets); False keeps them on the
+        triplet path (:class:`jaxmlp.descriptors.ACSF`). Stored in ``config``
+        only when False.
 
     Returns
     -------
@@ -264,7 +270,7 @@ def hdnnp(
     if not symbols:
         raise ValueError("hdnnp needs at least one element")
     functions = [dict(f) for f in symmetry_functions]
-    acsf = ACSF(symbols, functions, cutoff_type, cutoff_alpha, triplet_chunk, max_neighbors)
+    acsf = ACSF(symbols, functions, cutoff_type, cutoff_alpha, triplet_chunk, max_neighbors, factorise_wide)
     missing = [s for s, n in zip(acsf.symbols, acsf.n_functions) if n == 0]
     if missing:
         raise ValueError(f"element(s) {missing} have no symmetry functions centred on them")
@@ -316,6 +322,8 @@ def hdnnp(
         triplet_chunk=acsf.triplet_chunk,
         max_neighbors=acsf.max_neighbors,
     )
+    if not acsf.factorise_wide:
+        config["factorise_wide"] = False
     model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
                   elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf, "triplet_filter": acsf.triplet_filter()})
     return model

@@ -191,6 +191,24 @@ def test_dense_neighbour_layout_matches_edge_list(system):
         mlace(["Cu"], cutoff=3.0, max_neighbors=0)
 
 
+@pytest.mark.parametrize("contraction", ["learned", None])
+def test_dense_layout_two_layers_matches_edge_list(system, contraction):
+    """The dense path moves the radial contraction after the neighbour sum (per atom, per element);
+    with indicator channels T_k(θ_j), the centre indicator and both contractions it gives the
+    edge list's energies and forces."""
+    atoms = system[2]
+    model = _model(2, contraction=contraction)
+    params = _params(model, atoms, seed=4)
+    g = jaxmlp.atoms_to_graph(atoms, model.cutoff + 0.5)
+    deg = int(np.max(np.bincount(np.asarray(jaxmlp.atoms_to_graph(atoms, model.cutoff).receivers))))
+    dense = build_model("mlace", {**model.config, "max_neighbors": deg + 2})
+    ef = jax.jit(jaxmlp.energy_and_forces, static_argnums=0)
+    (e0, f0), (e1, f1) = ef(model, params, g), ef(dense, params, g)
+    assert float(jnp.std(f0)) > 1e-5  # forces are not trivially zero
+    np.testing.assert_allclose(np.asarray(e1), np.asarray(e0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(f1), np.asarray(f0), atol=1e-11)
+
+
 def test_padding_and_jit_invariance(system):
     model, params, atoms = system
     other = random_cell_atoms(6, CELL * 0.8, pbc=False, seed=9, min_dist=2.1, symbols=["Ag", "Cu"])

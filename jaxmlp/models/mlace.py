@@ -179,13 +179,15 @@ def mlace(
         Standard deviation of the initial expansion coefficients (scaled
         by ``1/√n_B``).
     max_neighbors : int, optional
-        Evaluate the atomic base in a dense ``[atoms, max_neighbors]``
-        neighbour layout (batched matrix products instead of a scatter over
-        edges; about 5× faster energy+forces for the base on CPU). Only
-        neighbours inside ``R_c`` count. A graph in which any atom has more
-        neighbours (or whose edges are not sorted by receiver) is evaluated
-        by the general edge-list path instead (``lax.cond``), so the result
-        never depends on this setting. Default: the edge-list path only.
+        Evaluate the single-bond basis in a dense ``[atoms, max_neighbors]``
+        neighbour layout: only the edge vectors are scattered into the slots,
+        the neighbour sum is one batched matrix product per atom and the
+        radial contraction is applied per atom after it (the fast path on
+        CPU). Only neighbours inside ``R_c`` count. Edges that get no slot
+        (an atom with more neighbours, or edges not sorted by receiver) are
+        summed by the edge-list path and added (``lax.cond``, skipped when
+        there are none), so the result never depends on this setting.
+        Default: the edge-list path only.
     e0 : dict element → float, optional
         Initial per-element reference energies ``params["E0"]`` (eV per atom;
         trained with the rest), e.g. from
@@ -273,16 +275,35 @@ def mlace(
     table = jnp.asarray(species_table(zs))
     l_all = max(b.l_max_all for b in bases)
 
-    def _geometry(graph):
+    def _rows(graph, dense: bool):
+        """Rows of the single-bond basis: edge vectors, inside mask, senders, receivers.
+
+        Without ``dense`` the rows are the edges.  With it they are the
+        ``[N·max_neighbors]`` neighbour slots (only the 3 coordinates of an edge
+        are scattered into its slot; everything else is computed there), and the
+        edges inside that got no slot (:func:`_dense_slots`) are returned too.
+        """
         vec = edge_vectors(graph)
         mask = graph.edges["mask"]
-        r = safe_norm(vec, mask)
-        inside = mask & (r < cutoff)
+        inside = mask & (safe_norm(vec, mask) < cutoff)
+        if not dense:
+            return (vec, inside, graph.senders, graph.receivers), None
+        k = int(max_neighbors)
+        n_nodes = graph.nodes["positions"].shape[0]
+        idx, overflow = _dense_slots(graph.receivers, inside, n_nodes, k)
+        put = lambda z, x: z.at[idx].set(x, mode="drop", unique_indices=True)  # noqa: E731
+        rows = (put(jnp.zeros((n_nodes * k, 3), vec.dtype), vec), put(jnp.zeros(n_nodes * k, bool), inside),
+                put(jnp.zeros(n_nodes * k, graph.senders.dtype), graph.senders),
+                jnp.arange(n_nodes * k, dtype=graph.receivers.dtype) // k)
+        return rows, (vec, overflow, graph.senders, graph.receivers)
+
+    def _geometry(vec, inside):
+        r = safe_norm(vec, inside)
         r_safe = jnp.where(inside, r, 0.5 * cutoff)
         unit = jnp.where(inside[:, None], vec / r_safe[:, None], jnp.asarray([0.0, 0.0, 1.0], vec.dtype))
         g = radial_basis(r_safe, cutoff, n_radial, radial_basis_kind)
         g = jnp.where(inside[:, None], g, 0.0)
-        return g, spherical_harmonics(unit, l_all), inside
+        return g, spherical_harmonics(unit, l_all)
 
     def init(key, graph):
         if key is None:
@@ -308,56 +329,53 @@ def mlace(
             layers.append({"radial": radial, "coeffs": coeffs, "bias": jnp.zeros((n_species, n_props[n]))})
         return {"embed": embed, "E0": jnp.array(e0_init, dtype=float), "norm": jnp.array(norm, dtype=float), "layers": layers}
 
-    def _prepare(params, graph):
-        g, Y, inside = _geometry(graph)
-        dtype = g.dtype
+    def _prepare(params, graph, dense: bool = False):
+        """Per-row inputs of every layer (rows: the edges, or the dense slots plus the overflow edges)."""
+        (vec, inside, senders, receivers), over = _rows(graph, dense)
+        g, Y = _geometry(vec, inside)
         n_nodes = graph.nodes["positions"].shape[0]
         s = jnp.maximum(table[graph.nodes["numbers"]], 0)
-        e_j = params["embed"].astype(dtype)[s[graph.senders]]  # [E, K]
-        dense = None if max_neighbors is None else _dense_slots(graph.receivers, inside, n_nodes, int(max_neighbors))
-        return dict(g=g, Y=Y, e_j=e_j, s=s, dense=dense, n_nodes=n_nodes)
+        e_j = params["embed"].astype(g.dtype)[s[senders]]  # [rows, K]
+        return dict(g=g, Y=Y, e_j=e_j, s=s, senders=senders, receivers=receivers, dense=dense, overflow=over,
+                    n_nodes=n_nodes)
 
     def _layer(params, graph, n, theta, pre=None):
         """Properties ``φ^{(·,n)}`` [N, P_n] of layer ``n`` given the indicator ``θ^{(n)}`` [N] (None for n = 0)."""
         if pre is None:
             pre = _prepare(params, graph)
         layer = params["layers"][n]
-        g, Y, e_j, s, dense, n_nodes = (pre[k] for k in ("g", "Y", "e_j", "s", "dense", "n_nodes"))
+        g, Y, e_j, s, n_nodes = (pre[k] for k in ("g", "Y", "e_j", "s", "n_nodes"))
+        senders, receivers = pre["senders"], pre["receivers"]
         dtype = g.dtype
         b = bases[n]
         lb = b.l_max_all
-        s_i = s[graph.receivers]
+        n_rows = g.shape[0]
         if n == 0:
-            T_j = jnp.ones((g.shape[0], 1), dtype)
+            T_j = jnp.ones((n_rows, 1), dtype)
         else:
-            T_j = chebyshev(theta.astype(dtype)[graph.senders], k_max)  # [E, k+1]
+            T_j = chebyshev(theta.astype(dtype)[senders], k_max)  # [rows, k+1]
         W = layer["radial"].astype(dtype)  # [S, F, (lb+1)·C]
-        if contraction is None:
-            u = g  # radial functions R_nl = Σ_q W g_q
-        else:
-            u = (g[:, :, None, None] * e_j[:, None, :, None] * T_j[:, None, None, :]).reshape(g.shape[0], -1)
-        if n_species == 1:
-            R = u @ W[0]
-        else:
-            R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(u.shape[0], n_species, -1)
-            R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
-        if contraction is None:  # channels (n, κ, k) with n slowest
-            chan = (e_j[:, :, None] * T_j[:, None, :]).reshape(g.shape[0], -1)  # [E, K·T]
-            R = (R.reshape(-1, lb + 1, n_radfn[n], 1) * chan[:, None, None, :]).reshape(g.shape[0], lb + 1, -1)
-        else:
-            R = R.reshape(-1, lb + 1, b.n_channels)
         Yb = Y[:, : (lb + 1) ** 2]
-        if dense is None:
-            A = _base_edges(Yb, R, graph.receivers, n_nodes)
-        else:  # dense layout when every atom fits, else the edge list (same values)
-            fits, idx = dense
-            A = jax.lax.cond(
-                fits,
-                lambda Yb, R: _base_dense(Yb, R, idx, n_nodes, int(max_neighbors)),
-                lambda Yb, R: _base_edges(Yb, R, graph.receivers, n_nodes),
-                Yb,
-                R,
-            )
+        direct = lambda Yb, g, e_j, T_j, receivers: _base_direct(  # noqa: E731
+            Yb, g, e_j, T_j, W, s[receivers], receivers, n_nodes, lb, contraction is None, b.n_channels,
+            n_radfn[n] if contraction is None else None)
+        if not pre["dense"]:
+            A = direct(Yb, g, e_j, T_j, receivers)
+        else:
+            A = _base_reordered(Yb, g, e_j, T_j, W, s, n_nodes, lb, contraction is None)
+            # edges that got no dense slot: the edge-list sum over them (skipped, at no cost, when there are none;
+            # rematerialised so the skipped branch leaves no residuals behind)
+            vec_e, over, snd_e, rcv_e = pre["overflow"]
+
+            def overflow(vec_e, over, theta):
+                g_o, Y_o = _geometry(vec_e, over)
+                T_o = jnp.ones((g_o.shape[0], 1), dtype) if n == 0 else chebyshev(theta.astype(dtype)[snd_e], k_max)
+                e_o = params["embed"].astype(dtype)[s[snd_e]]
+                return direct(Y_o[:, : (lb + 1) ** 2], g_o, e_o, T_o, rcv_e)
+
+            theta_op = jnp.zeros(n_nodes, dtype) if theta is None else theta
+            A = A + jax.lax.cond(jnp.any(over), jax.checkpoint(overflow), lambda *_: jnp.zeros_like(A),
+                                 vec_e, over, theta_op)
         A = A / jax.lax.stop_gradient(params["norm"]).astype(dtype)  # [N, nlm, C]
         B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
         if centre[n]:  # A^(0)(σ_ii) = T_k(θ_i): ν = 0 functions T_{k≥1}(θ_i) and T_k(θ_i)·B_v
@@ -373,9 +391,7 @@ def mlace(
             props = jnp.take_along_axis(P_all, s[:, None, None], axis=1)[:, 0]
         return props + layer["bias"].astype(dtype)[s]
 
-    def layer_outputs(params, graph):
-        """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite)."""
-        pre = _prepare(params, graph)
+    def _outputs(params, graph, pre):
         theta = None
         outs = []
         for n in range(len(params["layers"])):
@@ -383,6 +399,14 @@ def mlace(
             outs.append(props)
             theta = jnp.tanh(props[:, 0])
         return outs
+
+    def layer_outputs(params, graph):
+        """Per-layer properties ``[φ^{(·,0)} [N, P_0], ...]`` (padding nodes finite).
+
+        With ``max_neighbors`` the atomic bases come from the dense layout, plus the
+        edge-list sum over any edges that did not fit (same values either way).
+        """
+        return _outputs(params, graph, _prepare(params, graph, max_neighbors is not None))
 
     def apply(params, graph):
         props = layer_outputs(params, graph)[-1]
@@ -421,43 +445,81 @@ def mlace(
                          "n_functions": tuple(n_funcs)})
 
 
-def _base_edges(Y, R, receivers, n_nodes):
-    """Atomic base ``A_{i,lm,c} = Σ_j Y_lm(j) R_lc(j)`` by a segment sum over edges.
+def _single_bond(g, e_j, T_j):
+    """``u = g_q e_κ T_k`` per row, ``[rows, Q·K·T]`` (q slowest, then κ, then k)."""
+    return (g[:, :, None, None] * e_j[:, None, :, None] * T_j[:, None, None, :]).reshape(g.shape[0], -1)
 
-    ``Y`` [E, (l+1)²], ``R`` [E, l+1, C] → [n_nodes, (l+1)², C]; per-l
-    broadcast (no gather along lm).
+
+def _base_direct(Y, g, e_j, T_j, W, s_i, receivers, n_nodes, lb, uncontracted, n_channels, n_radfn):
+    """Atomic base ``A_{i,lm,c}`` over edges: radial channels per edge, then a segment sum.
+
+    ``R = u W_{z_i}`` per edge (learned contraction; ``u`` = :func:`_single_bond`), or
+    ``R_{nl} e_κ T_k`` with ``R_{nl} = g W_{z_i}`` (``uncontracted``); ``φ = Y_lm R_lc``
+    summed over the edges of each centre → ``[n_nodes, (lb+1)², C]``.
     """
-    phi = jnp.concatenate([Y[:, l * l : (l + 1) ** 2, None] * R[:, l : l + 1, :] for l in range(R.shape[1])], axis=1)
+    n_rows = g.shape[0]
+    n_species = W.shape[0]
+    u = g if uncontracted else _single_bond(g, e_j, T_j)
+    if n_species == 1:
+        R = u @ W[0]
+    else:
+        R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(n_rows, n_species, -1)
+        R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
+    if uncontracted:  # channels (n, κ, k) with n slowest
+        chan = (e_j[:, :, None] * T_j[:, None, :]).reshape(n_rows, -1)  # [E, K·T]
+        R = (R.reshape(-1, lb + 1, n_radfn, 1) * chan[:, None, None, :]).reshape(n_rows, lb + 1, -1)
+    else:
+        R = R.reshape(-1, lb + 1, n_channels)
+    phi = jnp.concatenate([Y[:, l * l : (l + 1) ** 2, None] * R[:, l : l + 1, :] for l in range(lb + 1)], axis=1)
     return jax.ops.segment_sum(phi, receivers, num_segments=n_nodes)
+
+
+def _base_reordered(Y, g, e_j, T_j, W, s, n_nodes, lb, uncontracted):
+    """The same atomic base from dense ``[n_nodes·k]`` slot rows, the radial contraction moved after the sum.
+
+    ``A_{i,lm,c} = Σ_F W_{z_i; F, lc} Σ_j Y_lm(j) u_F(j)``: the neighbour sum
+    ``A'_{i,lm,F} = Σ_j Y_lm u_F`` is one batched matrix product per atom (no per-edge
+    channels, no scatter), and ``W`` is applied once per atom.  Exactly the sum of
+    :func:`_base_direct` in another order.
+    """
+    k = Y.shape[0] // n_nodes
+    u = _single_bond(g, e_j, T_j)  # [rows, Q·K·T]
+    A1 = jnp.einsum("nkm,nkf->nmf", Y.reshape(n_nodes, k, -1), u.reshape(n_nodes, k, -1))  # [N, (lb+1)², F]
+    Wn = W[0][None] if W.shape[0] == 1 else W[s]  # [N or 1, F_w, (lb+1)·X]
+    out = []
+    for l in range(lb + 1):
+        A_l = A1[:, l * l : (l + 1) ** 2]  # [N, 2l+1, Q·K·T]
+        if uncontracted:  # W [·, Q, (lb+1)·n_radfn]; channels (n, κ, k), n slowest
+            Q = Wn.shape[1]
+            W_l = Wn.reshape(Wn.shape[0], Q, lb + 1, -1)[:, :, l]  # [·, Q, n_radfn]
+            A_l = A_l.reshape(n_nodes, 2 * l + 1, Q, -1)  # [N, m, Q, K·T]
+            A_l = jnp.einsum("nmqx,nqr->nmrx", A_l, jnp.broadcast_to(W_l, (n_nodes,) + W_l.shape[1:]))
+            out.append(A_l.reshape(n_nodes, 2 * l + 1, -1))
+        else:  # W [·, Q·K·T, (lb+1)·C]
+            W_l = Wn.reshape(Wn.shape[0], Wn.shape[1], lb + 1, -1)[:, :, l]  # [·, F, C]
+            if W.shape[0] == 1:
+                out.append(A_l @ W_l[0])
+            else:
+                out.append(jnp.einsum("nmf,nfc->nmc", A_l, W_l))
+    return jnp.concatenate(out, axis=1)
 
 
 def _dense_slots(receivers, inside, n_nodes: int, k: int):
     """Dense neighbour layout of the edges inside the cutoff.
 
-    Returns ``(fits, idx)``: ``idx[e] = receivers[e]·k + slot`` for edges
-    inside (slot = rank among the centre's inside edges), ``n_nodes·k``
-    (dropped) otherwise; ``fits`` is True when receivers are sorted and no
-    atom has more than ``k`` neighbours inside.
+    Returns ``(idx, overflow)``: ``idx[e] = receivers[e]·k + slot`` for the
+    edges inside that get one of their centre's ``k`` slots (slot = rank among
+    the centre's inside edges), ``n_nodes·k`` (dropped) otherwise;
+    ``overflow [E]`` marks the edges inside that get none — those beyond the
+    ``k``-th of an atom, or every edge inside when the receivers are not sorted.
     """
     ins = inside.astype(jnp.int32)
     count = jax.ops.segment_sum(ins, receivers, num_segments=n_nodes)
     start = jnp.cumsum(count) - count
     slot = jnp.cumsum(ins) - 1 - start[receivers]
-    fits = jnp.all(receivers[1:] >= receivers[:-1]) & (jnp.max(count, initial=0) <= k)
-    idx = jnp.where(inside, receivers * k + slot, n_nodes * k)
-    return fits, idx
-
-
-def _base_dense(Y, R, idx, n_nodes: int, k: int):
-    """Same as :func:`_base_edges` in the dense ``[n_nodes, k]`` layout (per-l batched matmuls)."""
-    rows = n_nodes * k
-    Yd = jnp.zeros((rows, Y.shape[1]), Y.dtype).at[idx].set(Y, mode="drop", unique_indices=True)
-    Rd = jnp.zeros((rows,) + R.shape[1:], R.dtype).at[idx].set(R, mode="drop", unique_indices=True)
-    Yd = Yd.reshape(n_nodes, k, -1)
-    Rd = Rd.reshape(n_nodes, k, *R.shape[1:])
-    return jnp.concatenate(
-        [jnp.einsum("nkm,nkc->nmc", Yd[:, :, l * l : (l + 1) ** 2], Rd[:, :, l, :]) for l in range(R.shape[1])], axis=1
-    )
+    ordered = jnp.all(receivers[1:] >= receivers[:-1])
+    keep = inside & (slot < k) & ordered
+    return jnp.where(keep, receivers * k + slot, n_nodes * k), inside & ~keep
 
 
 def mlace_layers(model: Model, params, graph):

@@ -23,7 +23,8 @@ Usage::
 
     taskset -c 1 python benchmarks/acsf_wide.py --cores 1 --systems cu2048 cu16384 cu2s --rss
 
-Results: ``benchmarks/results/acsf_wide.json`` (written atomically).
+Results: ``benchmarks/results/acsf_wide.json`` (written atomically); the docs table is printed from
+it (nothing is run) by ``python benchmarks/acsf_wide.py --table benchmarks/results/acsf_wide.json``.
 """
 
 from __future__ import annotations
@@ -163,6 +164,29 @@ def _spawn(target, args, timeout):
     return res
 
 
+def table(path) -> str:
+    """The docs table (markdown) from a results file; nothing is run."""
+    import json
+
+    rec = json.loads(Path(path).read_text())
+    rss = {(r["system"], r["layout"], r["setting"]): r.get("peak_rss_gib") for r in rec.get("peak_rss", []) if "error" not in r}
+    rows = ["| system | layout | triplets (factorised / all) | E+F CPU s factorised | E+F CPU s triplets | speed-up | "
+            "incl. graph build | peak RSS GiB factorised / triplets |",
+            "|---|---|---|---|---|---|---|---|"]
+    for c in rec["cases"]:
+        if "error" in c:
+            rows.append(f"| {c['system']} | {c['layout']} | error: {c['error']} | | | | | |")
+            continue
+        on, off = c["settings"]["factorised"], c["settings"]["triplets"]
+        r_on, r_off = rss.get((c["system"], c["layout"], "factorised")), rss.get((c["system"], c["layout"], "triplets"))
+        mem = f"{r_on:.2f} / {r_off:.2f}" if r_on is not None and r_off is not None else "—"
+        trip = "none (dense)" if c["layout"] == "dense" else f"{on['n_triplets']:,} / {off['n_triplets']:,}"
+        rows.append(f"| {c['system']} ({c['n_atoms']} atoms) | {c['layout']} | {trip} | {on['energy_forces_cpu_median_s']:.3f} | "
+                    f"{off['energy_forces_cpu_median_s']:.3f} | {c['speedup_energy_forces_cpu']:.2f}× | "
+                    f"{c['speedup_incl_graph_build_cpu']:.2f}× | {mem} |")
+    return "\n".join(rows)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", nargs="+", default=["cu2048", "cu2s"], choices=sorted(SYSTEMS))
@@ -172,7 +196,11 @@ def main(argv=None):
     ap.add_argument("--rss", action="store_true", help="also measure peak RSS per setting (Cu systems)")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acsf_wide.json"))
+    ap.add_argument("--table", metavar="RESULTS", help="print the docs table from a results file and exit")
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
     cores = [int(c) for c in args.cores.split(",") if c] or None
     from jaxmlp.utils.files import write_json

@@ -29,7 +29,8 @@ sorted in n2p2's order, which is the network input order and the row order
 of n2p2's ``scaling.data``.
 
 Evaluation (:class:`ACSF`) works on jaxmlp graphs built with
-``triplets=True``: all functions of all elements are evaluated at once per
+``triplets=True`` (not needed when every angular function is a wide one in
+factorised form, see ``factorise_wide``): all functions of all elements are evaluated at once per
 edge ``[E, K_r]`` and per triplet ``[T, K_a]`` with small parameter tables
 gathered by (centre element, neighbour element(s)), then reduced with
 segment sums — no Python loop over atoms, jittable, padding-safe.  Large
@@ -554,6 +555,26 @@ class ACSF:
         from the triplet list if the graph has one, and are NaN otherwise
         (never silently truncated): choose it with a margin, e.g.
         :func:`jaxmlp.graph.max_degree`.
+    factorise_wide : bool
+        Evaluate wide angular functions (type 9) with integer ``1 ≤ ζ ≤ 32``
+        and ``|λ| ≤ 1`` without triplets (default True; any η, r_s and
+        cutoff): with ``(1 + λ c)^ζ = Σ_l a_l P_l(c)`` (exact coefficients)
+        and the addition theorem ``P_l(r̂_j·r̂_k) = Σ_m Y_lm(r̂_j) Y_lm(r̂_k)``
+        (real harmonics normalised so), the pair sum over neighbours of
+        species ``a, b`` is ``Σ_l a_l Σ_m A^a_lm A^b_lm`` with moments
+        ``A^a_lm = Σ_{j∈a} w(r_ij) Y_lm(r̂_ij)``, ``w = exp(−η (r − r_s)²)
+        f_c(r)``; for ``a = b`` the ``j < k`` sum is half of that minus the
+        ``j = k`` terms ``(1 + λ)^ζ Σ_j w_j²``.  Cost ``O(edges · (ζ_max + 1)²)``
+        instead of ``O(triplets · columns)``, the same in both layouts.
+        Precision: the Legendre terms alternate in sign for ``λ = −1``; the
+        absolute error is ≲ a few ``eps · 2 (Σ_j w_j)²``, i.e. ``eps`` times
+        the function's scale (not times its value, which can be much smaller;
+        tested to 10 eps for ``ζ = 16, λ = −1``).  Values and derivatives agree
+        with the triplet path to ~1e-12 relative to that scale in float64.
+        Only the remaining angular functions need triplets
+        (:attr:`needs_triplets`, :meth:`triplet_filter`); False keeps every
+        angular function on the triplet path.  Stored in :meth:`config` only
+        when False.
 
     Attributes
     ----------

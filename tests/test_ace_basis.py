@@ -19,6 +19,7 @@ from jaxmlp.descriptors.ace import (
     product_basis,
     radial_basis,
     spherical_harmonics,
+    spherical_harmonics_e3nn,
 )
 
 
@@ -77,6 +78,21 @@ def test_chebyshev_matches_numpy_and_cosine():
     assert chebyshev(jnp.asarray(0.3), 0).shape == (1,)
     with pytest.raises(ValueError, match="k_max"):
         chebyshev(jnp.asarray(0.3), -1)
+
+
+def test_spherical_harmonics_polynomials_equal_e3nn():
+    """The explicit polynomials give e3nn-jax's harmonics and their derivatives (l ≤ 6), also under jit."""
+    rng = np.random.default_rng(11)
+    u = rng.normal(size=(50, 3))
+    u = jnp.asarray(u / np.linalg.norm(u, axis=1, keepdims=True))
+    l_max = 6
+    np.testing.assert_allclose(np.asarray(jax.jit(spherical_harmonics, static_argnums=1)(u, l_max)),
+                               np.asarray(spherical_harmonics_e3nn(u, l_max)), rtol=0, atol=1e-13)
+    w = jnp.asarray(rng.normal(size=(l_max + 1) ** 2))
+    grad = lambda f: jax.vmap(jax.grad(lambda v: jnp.dot(f(v, l_max), w)))(u)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(grad(spherical_harmonics)), np.asarray(grad(spherical_harmonics_e3nn)),
+                               rtol=0, atol=1e-12)
+    assert spherical_harmonics(u[:3], 0).shape == (3, 1)
 
 
 def test_spherical_harmonics_addition_theorem_and_orthonormality():

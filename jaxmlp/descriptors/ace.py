@@ -159,7 +159,14 @@ def _irreps(l_max: int) -> e3nn.Irreps:
 
 
 def spherical_harmonics(unit: jax.Array, l_max: int) -> jax.Array:
-    """Real spherical harmonics of unit vectors (e3nn-jax), ``[..., (l_max+1)²]``.
+    """Real spherical harmonics of unit vectors, ``[..., (l_max+1)²]``: e3nn-jax's values, as explicit polynomials.
+
+    e3nn-jax's ``spherical_harmonics(…, normalize=False)`` of degree ``l`` is a
+    homogeneous polynomial of degree ``l`` in ``(x, y, z)``; its monomial
+    coefficients are read off once per ``l`` (``l``-th derivatives at 0, float64)
+    and evaluated here as plain products and sums, which fuse into one loop on
+    CPU (e3nn builds them by tensor products with Clebsch–Gordan arrays, several
+    small contractions per ``l``).  Same values to rounding (test).
 
     Parameters
     ----------
@@ -173,7 +180,52 @@ def spherical_harmonics(unit: jax.Array, l_max: int) -> jax.Array:
     """
     if l_max < 0:
         raise ValueError(f"l_max must be >= 0, got {l_max}")
+    x, y, z = unit[..., 0], unit[..., 1], unit[..., 2]
+    powers = {}
+
+    def pw(v, name, k):
+        if (name, k) not in powers:
+            powers[(name, k)] = jnp.ones_like(v) if k == 0 else (v if k == 1 else pw(v, name, k - 1) * v)
+        return powers[(name, k)]
+
+    cols = []
+    for l in range(l_max + 1):
+        for terms in _sh_coefficients(l):
+            col = None
+            for coef, a, b, c in terms:
+                mono = pw(x, "x", a) * pw(y, "y", b) * pw(z, "z", c)
+                col = coef * mono if col is None else col + coef * mono
+            cols.append(jnp.zeros_like(x) if col is None else col)
+    return jnp.stack(cols, axis=-1)
+
+
+def spherical_harmonics_e3nn(unit: jax.Array, l_max: int) -> jax.Array:
+    """The same harmonics from e3nn-jax directly (reference for :func:`spherical_harmonics`)."""
     return e3nn.spherical_harmonics(_irreps(l_max), unit, normalize=False, normalization="component").array
+
+
+@functools.lru_cache(maxsize=None)
+def _sh_coefficients(l: int) -> tuple:
+    """``((coef, a, b, c), ...)`` per ``m``: e3nn-jax's ``Y_lm(v) = Σ coef · x^a y^b z^c`` (|α| = l)."""
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
+        def f(v):
+            return e3nn.spherical_harmonics(_irreps(l)[-1:], v, normalize=False, normalization="component").array
+
+        d = f
+        for _ in range(l):
+            d = jax.jacfwd(d)
+        T = np.asarray(d(jnp.zeros(3, jnp.float64)), np.float64)  # [2l+1, 3, …, 3]: α! c_α
+    out = []
+    for m in range(2 * l + 1):
+        terms = []
+        for a in range(l, -1, -1):
+            for b in range(l - a, -1, -1):
+                c = l - a - b
+                coef = T[(m,) + (0,) * a + (1,) * b + (2,) * c] / (math.factorial(a) * math.factorial(b) * math.factorial(c))
+                if abs(coef) > 1e-13:
+                    terms.append((float(coef), a, b, c))
+        out.append(tuple(terms))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------

@@ -68,8 +68,9 @@ def edge_vectors(graph: jraph.GraphsTuple, positions: jax.Array | None = None, c
     R = jnp.asarray(graph.nodes["positions"] if positions is None else positions)
     C = jnp.asarray(graph.globals["cell"] if cell is None else cell)  # numpy graphs closed over in jit too
     shifts = graph.edges["offsets"].astype(R.dtype)
-    if C.shape[0] == 1:  # one structure: no per-edge copy of its cell
-        lattice = shifts @ C[0].astype(R.dtype)
+    if C.shape[0] == 1:  # one structure: no per-edge copy of its cell; three broadcasts (a [E,3]@[3,3]
+        c = C[0].astype(R.dtype)  # dot_general is several times slower on CPU and does not fuse)
+        lattice = shifts[:, :1] * c[0] + shifts[:, 1:2] * c[1] + shifts[:, 2:3] * c[2]
     else:
         lattice = jnp.einsum("ei,eij->ej", shifts, take_rows(C.astype(R.dtype), edge_graph_index(graph)))
     return take_rows(R, graph.senders) - take_rows(R, graph.receivers) + lattice

@@ -234,7 +234,8 @@ def test_triplet_filter_is_exact():
     tf = model.extras["triplet_filter"]
     sp = {s: k for k, s in enumerate(model.extras["descriptor"].symbols)}
     assert tf.rc_pair[sp["O"], sp["O"], sp["O"]] == 0.0 and tf.rc_pair[sp["Cu"], sp["O"], sp["O"]] == 0.0
-    assert tf.rc_jk[sp["Cu"], sp["Cu"], sp["Cu"]] == RC and np.isinf(tf.rc_jk[sp["O"], sp["Cu"], sp["O"]])
+    assert tf.rc_jk[sp["Cu"], sp["Cu"], sp["Cu"]] == RC and np.isinf(tf.rc_jk[sp["O"], sp["Cu"], sp["Cu"]])  # type 22: no r_jk bound
+    assert tf.rc_jk[sp["O"], sp["Cu"], sp["O"]] == 2.9  # its wide function is factorised (no triplets): the narrow bound
     skin = 0.2  # the finite differences below move atoms inside the pruned graph's skin
     full = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True)
     pruned = jaxmlp.atoms_to_graph(atoms, model.cutoff + skin, triplets=True, triplet_filter=tf)

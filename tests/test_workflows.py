@@ -227,6 +227,22 @@ def test_executor_labelling_equals_serial(tmp_path):
         label(frames, EMT(), tmp_path / "x.extxyz", progress=False, workers=0)
 
 
+def test_dask_distributed_executor_labels_like_serial(tmp_path):
+    """A local dask.distributed cluster through ``client.get_executor()`` (the interface a cluster gives;
+    threaded workers here, since worker processes would each import jax: ~10 s apiece on CI)."""
+    distributed = pytest.importorskip("distributed")
+    frames = _frames(4)
+    serial = label(frames, EMT(), tmp_path / "s.extxyz", progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        par = label(frames, EMT(), tmp_path / "d.extxyz", progress=False, executor=client.get_executor())
+    back = read(tmp_path / "d.extxyz")
+    for a, b, c, f in zip(serial, par, back, frames):
+        np.testing.assert_array_equal(c.positions, f.positions)
+        assert b.get_potential_energy() == pytest.approx(a.get_potential_energy(), abs=1e-10)
+        np.testing.assert_allclose(c.get_forces(), a.get_forces(), atol=1e-10)
+
+
 class _FailOnCluster(EMT):
     """EMT that fails on 13-atom clusters whose first x coordinate is ``bad_x``; counts calls across copies."""
 

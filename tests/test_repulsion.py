@@ -144,7 +144,7 @@ def _small_hdnnp(atoms, cutoff=3.0):
     g = jaxmlp.atoms_to_graph(atoms, cutoff, triplets=True)
     stats = hdnnp(["H", "O"], fns).extras["descriptor"].statistics([g])
     return hdnnp(["H", "O"], fns, hidden=(4,), scaling={"mode": "scalecenter", "smin": -1.0, "smax": 1.0, "stats": stats},
-                 e0={"H": -0.5, "O": -2.0})
+                 e0={"H": -0.5, "O": -2.0}, factorise_wide=False)  # keep the triplet path (and its filter) under test
 
 
 def test_hdnnp_with_core_metadata_fd_forces_and_round_trip(tmp_path):

@@ -271,7 +271,7 @@ def test_hdnnp_training_with_triplets_and_resume(tmp_path):
     from jaxmlp.models import hdnnp
 
     sf = radial_grid(["Ar"], 3.5, 2) + angular_set(["Ar"], 3.5, etas=(0.0,), zetas=(1.0,), lambdas=(1.0,))
-    model = hdnnp(["Ar"], sf, hidden=(4,))
+    model = hdnnp(["Ar"], sf, hidden=(4,), factorise_wide=False)  # the wide function on the triplet path
     assert model.needs_triplets and sum(f["type"] == 9 for f in model.config["symmetry_functions"]) == 1
     tr, va = morse_dataset(6, seed=5, atoms=5), morse_dataset(2, seed=6, atoms=5)
     cfg = TrainConfig(loss="forces", epochs=4, batch_size=3, learning_rate=0.02, schedule="constant", seed=2)

@@ -397,7 +397,8 @@ def test_dense_neighbour_layout_gives_the_same_model():
     kw = dict(n_radial=3, etas=(0.0,), zetas=(1.0,), hidden=(4,))
     sparse = ft.fragment_hdnnp(train, 3.0, **kw)
     dense = ft.fragment_hdnnp(train, 3.0, max_neighbors=max_degree(frames, 3.0) + 8, **kw)
-    assert sparse.needs_triplets and not dense.needs_triplets
+    assert not sparse.needs_triplets and not dense.needs_triplets  # wide-only ACSF: factorised, no triplets in either layout
+    assert sparse.config["max_neighbors"] is None and dense.config["max_neighbors"] is not None
     g = atoms_to_graph(frames[0], 3.0, triplets=True)
     params = sparse.init(jax.random.PRNGKey(0), g)
     e1, f1 = energy_and_forces(sparse, params, g)

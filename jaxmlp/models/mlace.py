@@ -335,8 +335,7 @@ def mlace(
         g, Y = _geometry(vec, inside)
         n_nodes = graph.nodes["positions"].shape[0]
         s = jnp.maximum(table[graph.nodes["numbers"]], 0)
-        e_j = params["embed"].astype(g.dtype)[s[senders]]  # [rows, K]
-        return dict(g=g, Y=Y, e_j=e_j, s=s, senders=senders, receivers=receivers, dense=dense, overflow=over,
+        return dict(g=g, Y=Y, s=s, senders=senders, receivers=receivers, dense=dense, overflow=over,
                     n_nodes=n_nodes)
 
     def _layer(params, graph, n, theta, pre=None):
@@ -344,51 +343,52 @@ def mlace(
         if pre is None:
             pre = _prepare(params, graph)
         layer = params["layers"][n]
-        g, Y, e_j, s, n_nodes = (pre[k] for k in ("g", "Y", "e_j", "s", "n_nodes"))
+        g, Y, s, n_nodes = (pre[k] for k in ("g", "Y", "s", "n_nodes"))
         senders, receivers = pre["senders"], pre["receivers"]
         dtype = g.dtype
         b = bases[n]
         lb = b.l_max_all
-        n_rows = g.shape[0]
+        # neighbour channels e_κ(z_j) T_k(θ_j) depend on the neighbour only: formed per atom, then one row gather
+        # (materialised: a gather fused into the per-row products would be repeated for every product)
         if n == 0:
-            T_j = jnp.ones((n_rows, 1), dtype)
+            chan_atoms = params["embed"].astype(dtype)[s]  # [N, K]
         else:
-            T_j = chebyshev(theta.astype(dtype)[senders], k_max)  # [rows, k+1]
+            T_atoms = chebyshev(theta.astype(dtype), k_max)  # [N, k+1]
+            chan_atoms = (params["embed"].astype(dtype)[s][:, :, None] * T_atoms[:, None, :]).reshape(n_nodes, -1)
+        chan = jax.lax.optimization_barrier(chan_atoms[senders])  # [rows, K·T]
         W = layer["radial"].astype(dtype)  # [S, F, (lb+1)·C]
         Yb = Y[:, : (lb + 1) ** 2]
-        direct = lambda Yb, g, e_j, T_j, receivers: _base_direct(  # noqa: E731
-            Yb, g, e_j, T_j, W, s[receivers], receivers, n_nodes, lb, contraction is None, b.n_channels,
+        direct = lambda Yb, g, chan, receivers: _base_direct(  # noqa: E731
+            Yb, g, chan, W, s[receivers], receivers, n_nodes, lb, contraction is None, b.n_channels,
             n_radfn[n] if contraction is None else None)
         if not pre["dense"]:
-            A = direct(Yb, g, e_j, T_j, receivers)
+            A = direct(Yb, g, chan, receivers)
         else:
-            A = _base_reordered(Yb, g, e_j, T_j, W, s, n_nodes, lb, contraction is None)
+            A = _base_reordered(Yb, g, chan, W, s, n_nodes, lb, contraction is None)
             # edges that got no dense slot: the edge-list sum over them (skipped, at no cost, when there are none;
             # rematerialised so the skipped branch leaves no residuals behind)
             vec_e, over, snd_e, rcv_e = pre["overflow"]
 
-            def overflow(vec_e, over, theta):
+            def overflow(vec_e, over, chan_atoms):
                 g_o, Y_o = _geometry(vec_e, over)
-                T_o = jnp.ones((g_o.shape[0], 1), dtype) if n == 0 else chebyshev(theta.astype(dtype)[snd_e], k_max)
-                e_o = params["embed"].astype(dtype)[s[snd_e]]
-                return direct(Y_o[:, : (lb + 1) ** 2], g_o, e_o, T_o, rcv_e)
+                return direct(Y_o[:, : (lb + 1) ** 2], g_o, chan_atoms[snd_e], rcv_e)
 
-            theta_op = jnp.zeros(n_nodes, dtype) if theta is None else theta
             A = A + jax.lax.cond(jnp.any(over), jax.checkpoint(overflow), lambda *_: jnp.zeros_like(A),
-                                 vec_e, over, theta_op)
+                                 vec_e, over, chan_atoms)
         A = A / jax.lax.stop_gradient(params["norm"]).astype(dtype)  # [N, nlm, C]
-        B = evaluate_products(jnp.swapaxes(A, 1, 2), b)
-        if centre[n]:  # A^(0)(σ_ii) = T_k(θ_i): ν = 0 functions T_{k≥1}(θ_i) and T_k(θ_i)·B_v
-            T_i = chebyshev(theta.astype(dtype), k_max)  # [N, k+1]
-            B = jnp.concatenate([T_i[:, 1:], (T_i[:, :, None] * B[:, None, :]).reshape(B.shape[0], -1)], axis=1)
+        B = evaluate_products(jnp.swapaxes(A, 1, 2), b)  # [N, n_B]
         c = layer["coeffs"].astype(dtype)
-        if shared_coefficients:
-            props = B @ c
-        elif n_species == 1:
-            props = B @ c[0]
+        c = c[None] if shared_coefficients else c  # [S or 1, n_f, P]
+        if centre[n]:
+            # A^(0)(σ_ii) = T_k(θ_i): functions [T_{k≥1}(θ_i), T_0 B, T_1 B, …] (k slowest); their products with the
+            # coefficients are summed per k, never forming the [N, (k+1)·n_B] functions
+            T_i = chebyshev(theta.astype(dtype), k_max)  # [N, k+1]
+            c_b = c[:, k_max:].reshape(c.shape[0], k_max + 1, B.shape[1], -1)  # [S, k+1, n_B, P]
+            P_all = jnp.einsum("nk,nskp->nsp", T_i, jnp.einsum("nb,skbp->nskp", B, c_b))
+            P_all = P_all + jnp.einsum("nk,skp->nsp", T_i[:, 1:], c[:, :k_max])
         else:
             P_all = jnp.einsum("nf,sfp->nsp", B, c)
-            props = jnp.take_along_axis(P_all, s[:, None, None], axis=1)[:, 0]
+        props = P_all[:, 0] if P_all.shape[1] == 1 else jnp.take_along_axis(P_all, s[:, None, None], axis=1)[:, 0]
         return props + layer["bias"].astype(dtype)[s]
 
     def _outputs(params, graph, pre):
@@ -445,28 +445,28 @@ def mlace(
                          "n_functions": tuple(n_funcs)})
 
 
-def _single_bond(g, e_j, T_j):
-    """``u = g_q e_κ T_k`` per row, ``[rows, Q·K·T]`` (q slowest, then κ, then k)."""
-    return (g[:, :, None, None] * e_j[:, None, :, None] * T_j[:, None, None, :]).reshape(g.shape[0], -1)
+def _single_bond(g, chan):
+    """``u = g_q · (e_κ T_k)`` per row, ``[rows, Q·K·T]`` (q slowest, then κ, then k)."""
+    return (g[:, :, None] * chan[:, None, :]).reshape(g.shape[0], -1)
 
 
-def _base_direct(Y, g, e_j, T_j, W, s_i, receivers, n_nodes, lb, uncontracted, n_channels, n_radfn):
+def _base_direct(Y, g, chan, W, s_i, receivers, n_nodes, lb, uncontracted, n_channels, n_radfn):
     """Atomic base ``A_{i,lm,c}`` over edges: radial channels per edge, then a segment sum.
 
-    ``R = u W_{z_i}`` per edge (learned contraction; ``u`` = :func:`_single_bond`), or
-    ``R_{nl} e_κ T_k`` with ``R_{nl} = g W_{z_i}`` (``uncontracted``); ``φ = Y_lm R_lc``
-    summed over the edges of each centre → ``[n_nodes, (lb+1)², C]``.
+    ``chan`` [E, K·T] holds the neighbour channels ``e_κ(z_j) T_k(θ_j)``.  ``R = u W_{z_i}``
+    per edge (learned contraction; ``u`` = :func:`_single_bond`), or ``R_{nl} e_κ T_k`` with
+    ``R_{nl} = g W_{z_i}`` (``uncontracted``); ``φ = Y_lm R_lc`` summed over the edges of
+    each centre → ``[n_nodes, (lb+1)², C]``.
     """
     n_rows = g.shape[0]
     n_species = W.shape[0]
-    u = g if uncontracted else _single_bond(g, e_j, T_j)
+    u = g if uncontracted else _single_bond(g, chan)
     if n_species == 1:
         R = u @ W[0]
     else:
         R_all = (u @ jnp.moveaxis(W, 0, 1).reshape(W.shape[1], -1)).reshape(n_rows, n_species, -1)
         R = jnp.take_along_axis(R_all, s_i[:, None, None], axis=1)[:, 0]
     if uncontracted:  # channels (n, κ, k) with n slowest
-        chan = (e_j[:, :, None] * T_j[:, None, :]).reshape(n_rows, -1)  # [E, K·T]
         R = (R.reshape(-1, lb + 1, n_radfn, 1) * chan[:, None, None, :]).reshape(n_rows, lb + 1, -1)
     else:
         R = R.reshape(-1, lb + 1, n_channels)
@@ -474,7 +474,7 @@ def _base_direct(Y, g, e_j, T_j, W, s_i, receivers, n_nodes, lb, uncontracted, n
     return jax.ops.segment_sum(phi, receivers, num_segments=n_nodes)
 
 
-def _base_reordered(Y, g, e_j, T_j, W, s, n_nodes, lb, uncontracted):
+def _base_reordered(Y, g, chan, W, s, n_nodes, lb, uncontracted):
     """The same atomic base from dense ``[n_nodes·k]`` slot rows, the radial contraction moved after the sum.
 
     ``A_{i,lm,c} = Σ_F W_{z_i; F, lc} Σ_j Y_lm(j) u_F(j)``: the neighbour sum
@@ -483,7 +483,7 @@ def _base_reordered(Y, g, e_j, T_j, W, s, n_nodes, lb, uncontracted):
     :func:`_base_direct` in another order.
     """
     k = Y.shape[0] // n_nodes
-    u = _single_bond(g, e_j, T_j)  # [rows, Q·K·T]
+    u = _single_bond(g, chan)  # [rows, Q·K·T]
     A1 = jnp.einsum("nkm,nkf->nmf", Y.reshape(n_nodes, k, -1), u.reshape(n_nodes, k, -1))  # [N, (lb+1)², F]
     Wn = W[0][None] if W.shape[0] == 1 else W[s]  # [N or 1, F_w, (lb+1)·X]
     out = []

@@ -15,7 +15,8 @@ Peak RSS (``ru_maxrss``) comes from separate processes, one per (system, layout,
 build the graph and evaluate energy + forces once (``--rss``).
 
 Systems: fcc Cu 2048 / 16384 (``benchmarks/hdnnp.py``'s model: 8 radial + 20 wide + 2 narrow,
-R_c 6 Å) and n2p2's Cu2S_PBE potential (``input.data`` structure 0).  Layouts: ``triplets``
+R_c 6 Å), ``cu2048_wide_only`` (the same without the 2 narrow functions and without scaling: no
+triplets at all when factorised) and n2p2's Cu2S_PBE potential (``input.data`` structure 0).  Layouts: ``triplets``
 (edge / triplet lists) and ``dense`` (``max_neighbors`` = :func:`jaxmlp.graph.max_degree`).
 ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` is set so one process uses one core.
 
@@ -41,7 +42,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SYSTEMS = {"cu2048": ("cu", 2048), "cu16384": ("cu", 16384), "cu2s": ("n2p2", "Cu2S_PBE")}
+SYSTEMS = {"cu2048": ("cu", 2048), "cu16384": ("cu", 16384), "cu2s": ("n2p2", "Cu2S_PBE"),
+           "cu2048_wide_only": ("cuw", 2048)}
 
 
 def _models(kind, arg, layout):
@@ -51,7 +53,17 @@ def _models(kind, arg, layout):
     from jaxmlp.graph import max_degree
     from jaxmlp.models import hdnnp
 
-    model, params, atoms = _cu_model_and_atoms(arg) if kind == "cu" else _n2p2_model_and_atoms(arg)
+    if kind == "cuw":  # the Cu model without its 2 narrow functions (8 radial + 20 wide), no scaling
+        import jax
+
+        from jaxmlp.descriptors import angular_set, radial_grid
+
+        _, _, atoms = _cu_model_and_atoms(arg)
+        fns = radial_grid(["Cu"], 6.0, 8) + angular_set(["Cu"], 6.0, etas=(0.0, 0.005), zetas=(1, 2, 4, 8, 16))
+        model = hdnnp(["Cu"], fns, hidden=(25, 25), activation="tanh", cutoff_type="poly2", e0={"Cu": -3.5})
+        params = model.init(jax.random.PRNGKey(0))
+    else:
+        model, params, atoms = _cu_model_and_atoms(arg) if kind == "cu" else _n2p2_model_and_atoms(arg)
     cfg = {k: v for k, v in model.config.items() if k != "factorise_wide"}
     k = max_degree([atoms], model.cutoff) if layout == "dense" else None
     cfg["max_neighbors"] = k
@@ -197,6 +209,7 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "acsf_wide.json"))
     ap.add_argument("--table", metavar="RESULTS", help="print the docs table from a results file and exit")
+    ap.add_argument("--append", action="store_true", help="add the cases to an existing results file")
     args = ap.parse_args(argv)
     if args.table:
         print(table(args.table))
@@ -217,6 +230,12 @@ def main(argv=None):
         "cases": [],
         "peak_rss": [],
     }
+    if args.append and Path(args.out).exists():
+        import json
+
+        old = json.loads(Path(args.out).read_text())
+        old.setdefault("appended_commands", []).append(record["command"])
+        record = {**old, "cases": list(old.get("cases", [])), "peak_rss": list(old.get("peak_rss", []))}
     for name in args.systems:
         for layout in args.layouts:
             res = _spawn(_ab_case, (name, layout, args.repeats, cores), args.timeout)

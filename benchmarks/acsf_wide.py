@@ -77,19 +77,25 @@ def _build(model, atoms):
                                  triplet_filter=model.extras.get("triplet_filter"))
 
 
-def _ab_case(name, layout, repeats, cores, queue):
+def _worker(name, layout, cores):
+    """In a fresh worker process: pin to ``cores``, float64, and the two models of ``(name, layout)``."""
     if cores:
         os.sched_setaffinity(0, cores)
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    kind, arg = SYSTEMS[name]
+    return _models(kind, arg, layout)
+
+
+def _ab_case(name, layout, repeats, cores, queue):
+    import jax
     import numpy as np
 
     import jaxmlp
 
     try:
-        kind, arg = SYSTEMS[name]
-        m_on, m_off, params, atoms, k = _models(kind, arg, layout)
+        m_on, m_off, params, atoms, k = _worker(name, layout, cores)
         out = {"system": name, "layout": layout, "max_neighbors": k, "n_atoms": len(atoms), "settings": {}}
         results = {}
         for label, model in (("factorised", m_on), ("triplets", m_off)):
@@ -142,16 +148,12 @@ def _ab_case(name, layout, repeats, cores, queue):
 
 
 def _rss_case(name, layout, setting, cores, queue):
-    if cores:
-        os.sched_setaffinity(0, cores)
     import jax
 
-    jax.config.update("jax_enable_x64", True)
     import jaxmlp
 
     try:
-        kind, arg = SYSTEMS[name]
-        m_on, m_off, params, atoms, k = _models(kind, arg, layout)
+        m_on, m_off, params, atoms, k = _worker(name, layout, cores)
         model = m_on if setting == "factorised" else m_off
         g = _build(model, atoms)
         jax.block_until_ready(jax.jit(lambda p, g: jaxmlp.energy_and_forces(model, p, g))(params, g))

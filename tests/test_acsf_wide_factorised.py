@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ase import Atoms
+from test_acsf_product import _readout  # the same smooth read-out of the functions
 
 import jaxmlp
 from jaxmlp.descriptors import ACSF, angular_narrow, angular_wide, radial
@@ -63,7 +64,7 @@ def atoms():
 
 def _pair(cutoff_type="cos", alpha=0.1, small=False, **kw):
     fns = _small_functions() if small else _functions()
-    return (ACSF(ELEMENTS, fns, cutoff_type=cutoff_type, cutoff_alpha=alpha, **kw),
+    return (ACSF(ELEMENTS, fns, cutoff_type=cutoff_type, cutoff_alpha=alpha, factorise_wide=True, **kw),
             ACSF(ELEMENTS, fns, cutoff_type=cutoff_type, cutoff_alpha=alpha, factorise_wide=False, **kw))
 
 
@@ -80,13 +81,6 @@ def _close(G, G0, rel=1e-12):
     assert not bad.any(), np.max(np.abs(G - G0) / (np.abs(G0) + scale + 1e-300))
 
 
-def _readout(acsf, graph):
-    w = jnp.asarray(np.random.default_rng(0).normal(size=acsf.n_max))
-
-    def energy(R):
-        G = acsf(graph._replace(nodes={**graph.nodes, "positions": R}))
-        return jnp.sum(jnp.tanh(0.3 * G) @ w)
-    return energy
 
 
 def test_legendre_coefficients_and_addition_theorem():
@@ -114,12 +108,17 @@ def test_which_functions_are_factorised_and_the_triplet_filter():
     tf, tf0 = acsf.triplet_filter(), tri.triplet_filter()
     assert np.all(np.isinf(tf.rc_jk)) and np.all(np.isinf(tf0.rc_jk))  # a wide function is still on the triplet path
     only = [f for f in _functions() if not (f["type"] == 9 and f["zeta"] == 2.5)]
-    a = ACSF(ELEMENTS, only)
+    a = ACSF(ELEMENTS, only, factorise_wide=True)
     assert np.all(np.asarray(a.triplet_filter().rc_jk) == 4.2)  # only the narrow functions' r_jk bound is left
     assert np.all(np.isinf(ACSF(ELEMENTS, only, factorise_wide=False).triplet_filter().rc_jk))
-    wide = ACSF(ELEMENTS, [f for f in only if f["type"] != 3])
+    wide = ACSF(ELEMENTS, [f for f in only if f["type"] != 3], factorise_wide=True)
     assert not wide.needs_triplets and wide.triplet_filter() is None
-    assert "factorise_wide" not in acsf.config() and ACSF(**tri.config()).factorise_wide is False
+    assert acsf.config()["factorise_wide"] is True and ACSF(**tri.config()).factorise_wide is False
+    # "auto" (the default, kept out of configs) factorises only when the largest ζ is at most 8
+    auto_hi, auto_lo = ACSF(ELEMENTS, only), ACSF(ELEMENTS, [f for f in only if f["type"] != 9 or f["zeta"] <= 8])
+    assert "factorise_wide" not in auto_hi.config() and max(f["zeta"] for f in only if f["type"] == 9) > 8
+    assert not auto_hi.factorise_wide and auto_hi._uw == 0
+    assert auto_lo.factorise_wide and auto_lo._uw > 0 and ACSF(**auto_lo.config()).factorise_wide
     with pytest.raises(TypeError, match="factorise_wide"):
         ACSF(ELEMENTS, only, factorise_wide="yes")
 
@@ -158,9 +157,10 @@ def test_values_match_for_all_zetas_and_cutoff_types(atoms, cutoff_type, alpha):
 @pytest.mark.slow
 def test_hdnnp_energy_forces_and_stress_match(atoms):
     kw = dict(hidden=(6,), activation="tanh", cutoff_type="cos", cutoff_alpha=0.1)
-    m = hdnnp(ELEMENTS, _small_functions(), **kw)
+    m = hdnnp(ELEMENTS, _small_functions(), factorise_wide=True, **kw)
     m0 = hdnnp(ELEMENTS, _small_functions(), factorise_wide=False, **kw)
-    assert "factorise_wide" not in m.config and m0.config["factorise_wide"] is False
+    assert m.config["factorise_wide"] is True and m0.config["factorise_wide"] is False
+    assert "factorise_wide" not in hdnnp(ELEMENTS, _small_functions(), **kw).config
     params = m.init(jax.random.PRNGKey(0))
     g = jaxmlp.atoms_to_graph(atoms, m.cutoff, triplets=True, triplet_filter=m.extras["triplet_filter"])
     g0 = jaxmlp.atoms_to_graph(atoms, m0.cutoff, triplets=True, triplet_filter=m0.extras["triplet_filter"])
@@ -179,14 +179,15 @@ def test_dense_layout_padding_batches_and_chunks(atoms):
     ref = np.asarray(jax.jit(ref_model)(g))
     k = jaxmlp.graph.max_degree([atoms], ref_model.cutoff)
     bare = jaxmlp.atoms_to_graph(atoms, ref_model.cutoff, triplets=False)
-    edge, dense = ACSF(ELEMENTS, only_wide, **kw), ACSF(ELEMENTS, only_wide, max_neighbors=k, **kw)
+    edge, dense = ACSF(ELEMENTS, only_wide, factorise_wide=True, **kw), ACSF(ELEMENTS, only_wide, max_neighbors=k, factorise_wide=True, **kw)
     assert not edge.needs_triplets and not dense.needs_triplets
     _close(jax.jit(dense)(bare), ref)  # no triplet list at all
-    small = ACSF(ELEMENTS, only_wide, max_neighbors=3, **kw)  # overflow: the edge layout, which needs no triplets either
+    small = ACSF(ELEMENTS, only_wide, max_neighbors=3, factorise_wide=True, **kw)  # overflow: the edge layout, which needs no triplets either
     _close(jax.jit(small)(bare), ref)
     b = jaxmlp.batch_graphs([bare, bare], jaxmlp.Buckets(n_node=2 * len(atoms) + 5, n_edge=2 * len(bare.senders) + 10,
                                                          n_graph=3, n_triplet=0))
-    chunked, chunked_dense = ACSF(ELEMENTS, only_wide, **kw), ACSF(ELEMENTS, only_wide, max_neighbors=k, **kw)
+    chunked, chunked_dense = (ACSF(ELEMENTS, only_wide, factorise_wide=True, **kw),
+                              ACSF(ELEMENTS, only_wide, max_neighbors=k, factorise_wide=True, **kw))
     chunked._WIDE_BUDGET_EDGES = 3000  # several edge chunks (scan) / atom blocks (map), with padding
     chunked_dense._WIDE_BUDGET_DENSE = 20000
     for fn in (chunked, chunked_dense):
@@ -202,7 +203,7 @@ def test_float32(atoms):
     g = _graph(atoms, acsf)
     G0 = np.asarray(jax.jit(tri)(g))
     g32 = jaxmlp.utils.cast_floats(g, jnp.float32)
-    for a in (acsf, ACSF(ELEMENTS, _small_functions(), cutoff_type="cos", cutoff_alpha=0.1,
+    for a in (acsf, ACSF(ELEMENTS, _small_functions(), cutoff_type="cos", cutoff_alpha=0.1, factorise_wide=True,
                          max_neighbors=jaxmlp.graph.max_degree([atoms], acsf.cutoff))):
         G32 = np.asarray(jax.jit(a)(g32))
         assert G32.dtype == np.float32
@@ -215,7 +216,7 @@ def test_one_neighbour_and_isolated_atoms():
     fns = [radial(c, e, 0.5, 1.5) for c in ELEMENTS for e in ELEMENTS] + [
         angular_wide(c, p, 0.05, lam, z, 1.5, rs=0.3) for c in ELEMENTS for p in (("H", "H"), ("H", "O"), ("O", "O"))
         for lam in (-1.0, 1.0) for z in (1, 2, 6, 16)]
-    a, a0 = ACSF(ELEMENTS, fns), ACSF(ELEMENTS, fns, factorise_wide=False)
+    a, a0 = ACSF(ELEMENTS, fns, factorise_wide=True), ACSF(ELEMENTS, fns, factorise_wide=False)
     g = jaxmlp.atoms_to_graph(atoms, a.cutoff, triplets=True)
     G, G0 = np.asarray(jax.jit(a)(g)), np.asarray(jax.jit(a0)(g))
     _close(G, G0)
@@ -229,7 +230,7 @@ def test_precision_zeta16_lambda_minus_one(atoms):
     """``ζ = 16, λ = −1``: the Legendre terms alternate; the error stays ≲ 10 eps · 2 (Σ_j w_j)² (the scale)."""
     fns = [angular_wide("O", p, 0.0, -1.0, 16, 4.2) for p in (("H", "H"), ("O", "H"))] + [
         angular_wide("H", p, 0.0, -1.0, 16, 4.2) for p in (("H", "H"), ("O", "H"))]
-    a, a0 = ACSF(ELEMENTS, fns), ACSF(ELEMENTS, fns, factorise_wide=False)
+    a, a0 = ACSF(ELEMENTS, fns, factorise_wide=True), ACSF(ELEMENTS, fns, factorise_wide=False)
     g = _graph(atoms, a)
     G, G0 = np.asarray(jax.jit(a)(g)), np.asarray(jax.jit(a0)(g))
     # scale per atom: 2 (Σ_j w_j)² over all neighbours (w = f_c)

@@ -458,6 +458,8 @@ def _core_code(subtype: str) -> tuple[str, bool]:
 
 
 _WIDE_ZETA_MAX = 32  # larger integer ζ stay on the triplet path ((ζ+1)² harmonics per edge)
+#: ``factorise_wide="auto"`` factorises the wide functions when their largest ζ is at most this.
+_AUTO_ZETA_MAX = 8
 
 
 def _legendre_coefficients(lam: float, zeta: int) -> np.ndarray:
@@ -555,10 +557,13 @@ class ACSF:
         from the triplet list if the graph has one, and are NaN otherwise
         (never silently truncated): choose it with a margin, e.g.
         :func:`jaxmlp.graph.max_degree`.
-    factorise_wide : bool
+    factorise_wide : bool or "auto"
         Evaluate wide angular functions (type 9) with integer ``1 ≤ ζ ≤ 32``
-        and ``|λ| ≤ 1`` without triplets (default True; any η, r_s and
-        cutoff): with ``(1 + λ c)^ζ = Σ_l a_l P_l(c)`` (exact coefficients)
+        and ``|λ| ≤ 1`` without triplets (any η, r_s and cutoff).  Default
+        ``"auto"``: factorise when their largest ζ is at most 8 (at most 81
+        harmonics per edge and weight); measured in ``benchmarks/acsf_wide.py``,
+        Cu2S_PBE (ζ ≤ 6) runs 1.3–2.2× faster factorised, the Cu benchmark set
+        (ζ up to 16) 0.85–0.96× as fast.  True / False force it on / off. with ``(1 + λ c)^ζ = Σ_l a_l P_l(c)`` (exact coefficients)
         and the addition theorem ``P_l(r̂_j·r̂_k) = Σ_m Y_lm(r̂_j) Y_lm(r̂_k)``
         (real harmonics normalised so), the pair sum over neighbours of
         species ``a, b`` is ``Σ_l a_l Σ_m A^a_lm A^b_lm`` with moments
@@ -587,7 +592,7 @@ class ACSF:
     """
 
     def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int = 1 << 18,
-                 max_neighbors: int | None = None, factorise_wide: bool = True):
+                 max_neighbors: int | None = None, factorise_wide: bool | str = "auto"):
         functions = list(functions)
         if not functions:
             raise ValueError("ACSF needs at least one symmetry function")
@@ -605,9 +610,11 @@ class ACSF:
                                           or max_neighbors < 1):
             raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
         self.max_neighbors = None if max_neighbors is None else int(max_neighbors)
-        if not isinstance(factorise_wide, (bool, np.bool_)):
-            raise TypeError(f"factorise_wide must be a bool, got {factorise_wide!r}")
-        self.factorise_wide = bool(factorise_wide)
+        if not (isinstance(factorise_wide, (bool, np.bool_)) or (isinstance(factorise_wide, str) and factorise_wide == "auto")):
+            raise TypeError(f"factorise_wide must be a bool or 'auto', got {factorise_wide!r}")
+        #: the requested setting (True, False or "auto"); ``factorise_wide`` is what it resolved to
+        self.factorise_wide_setting = factorise_wide if isinstance(factorise_wide, str) else bool(factorise_wide)
+        self.factorise_wide = bool(factorise_wide) if not isinstance(factorise_wide, str) else True
         S = len(self.symbols)
         zi = {s: k for k, s in enumerate(self.symbols)}
         self.n_functions = tuple(len(self.functions[s]) for s in self.symbols)
@@ -642,7 +649,10 @@ class ACSF:
         rkeys = [k for k in keys if k[0] in ("rexp", "rcomp")]
         # angular columns: the triplet path (``_akeys``) and the factorised wide ones (``_wkeys``,
         # type 9 with integer ζ and |λ| ≤ 1, evaluated per edge without triplets; see _wide_setup)
-        wkeys = [k for k in keys if self.factorise_wide and self._is_factorisable(k)]
+        candidates = [k for k in keys if self._is_factorisable(k)]
+        if self.factorise_wide_setting == "auto":  # cheaper when the harmonics stay few (ζ ≤ 8: ≤ 81 per edge and weight)
+            self.factorise_wide = bool(candidates) and max(k[5] for k in candidates) <= _AUTO_ZETA_MAX
+        wkeys = candidates if self.factorise_wide else []
         akeys = [k for k in keys if k[0] in ("aexp", "acomp") and k not in wkeys]
         self._rkeys, self._akeys, self._wkeys = rkeys, akeys, wkeys
         ur, ua, uw = len(rkeys), len(akeys), len(wkeys)
@@ -1285,15 +1295,7 @@ class ACSF:
 
         if D == 0:
             return jnp.zeros((n, npair * len(cols)), dtype)
-        B = min(n, self._dense_block(K))
-        n_blocks = -(-n // B)
-        if n_blocks == 1:
-            return block(vd, rd, md, sd)
-        pad = n_blocks * B - n
-        padded = [jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a for a in (vd, rd, md, sd)]
-        xs = [a.reshape((n_blocks, B) + a.shape[1:]) for a in padded]
-        out = jax.lax.map(lambda t: jax.checkpoint(block)(*t), xs)
-        return out.reshape(n_blocks * B, -1)[:n]
+        return _map_atom_blocks(block, (vd, rd, md, sd), min(n, self._dense_block(K)))
 
     # -- factorised wide angular functions (type 9, integer ζ) ---------------------------
     @staticmethod
@@ -1410,15 +1412,7 @@ class ACSF:
             A = jnp.einsum("bkq,lbk->bql", Wq, Y).reshape(B, S, F)
             return self._wide_columns(A, jnp.einsum("bks,bkp->bsp", oh, W * W))
 
-        B = min(n, max(1, self._WIDE_BUDGET_DENSE // (K * (LM + S * P))))
-        n_blocks = -(-n // B)
-        if n_blocks == 1:
-            return block(vd, rd, md, sd)
-        pad = n_blocks * B - n
-        padded = [jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a for a in (vd, rd, md, sd)]
-        xs = [a.reshape((n_blocks, B) + a.shape[1:]) for a in padded]
-        out = jax.lax.map(lambda t_: jax.checkpoint(block)(*t_), xs)
-        return out.reshape(n_blocks * B, -1)[:n]
+        return _map_atom_blocks(block, (vd, rd, md, sd), min(n, max(1, self._WIDE_BUDGET_DENSE // (K * (LM + S * P)))))
 
     def statistics(self, graphs) -> dict[str, dict[str, list[float]]]:
         """Per-element min, max, mean and sigma of the raw functions (n2p2 ``scaling.data``).
@@ -1462,4 +1456,17 @@ class ACSF:
             "cutoff_alpha": self.cutoff_alpha,
             "triplet_chunk": self.triplet_chunk,
             "max_neighbors": self.max_neighbors,
-        } | ({} if self.factorise_wide else {"factorise_wide": False})  # the default stays out: saved configs unchanged
+        } | ({} if self.factorise_wide_setting == "auto" else {"factorise_wide": self.factorise_wide_setting})  # default stays out
+
+
+def _map_atom_blocks(block, arrays, B: int):
+    """``block(*arrays)`` over blocks of ``B`` atoms (leading axis; zero-padded), each checkpointed → ``[n, ·]``."""
+    n = arrays[0].shape[0]
+    n_blocks = -(-n // B)
+    if n_blocks == 1:
+        return block(*arrays)
+    pad = n_blocks * B - n
+    padded = [jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) if pad else a for a in arrays]
+    xs = [a.reshape((n_blocks, B) + a.shape[1:]) for a in padded]
+    out = jax.lax.map(lambda t: jax.checkpoint(block)(*t), xs)
+    return out.reshape(n_blocks * B, -1)[:n]

@@ -197,7 +197,7 @@ def hdnnp(
     normalize_nodes: bool = False,
     triplet_chunk: int = 1 << 18,
     max_neighbors: int | None = None,
-    factorise_wide: bool = True,
+    factorise_wide: bool | str = "auto",
 ) -> Model:
     """Behler–Parrinello HDNNP with n2p2-compatible symmetry functions.
 
@@ -241,11 +241,12 @@ def hdnnp(
         cutoff make the energy NaN unless the graph has triplets (then the
         triplet path is used); pick it with a margin, e.g.
         :func:`jaxmlp.graph.max_degree`. See :class:`jaxmlp.descriptors.ACSF`.
-    factorise_wide : bool
+    factorise_wide : bool or "auto"
         Evaluate wide angular functions (type 9, integer ζ, ``|λ| ≤ 1``) in the
-        factorised per-edge form (no triplets); False keeps them on the
-        triplet path (:class:`jaxmlp.descriptors.ACSF`). Stored in ``config``
-        only when False.
+        factorised per-edge form (no triplets); ``"auto"`` (default) does so
+        when their largest ζ is at most 8, False keeps them on the triplet
+        path (:class:`jaxmlp.descriptors.ACSF`). Stored in ``config`` only
+        when not ``"auto"``.
 
     Returns
     -------
@@ -322,8 +323,8 @@ def hdnnp(
         triplet_chunk=acsf.triplet_chunk,
         max_neighbors=acsf.max_neighbors,
     )
-    if not acsf.factorise_wide:
-        config["factorise_wide"] = False
+    if acsf.factorise_wide_setting != "auto":
+        config["factorise_wide"] = acsf.factorise_wide_setting
     model = Model("hdnnp", config, float(acsf.cutoff), init, apply, needs_triplets=acsf.needs_triplets,
                   elements=tuple(acsf.numbers), n_layers=1, extras={"descriptor": acsf, "triplet_filter": acsf.triplet_filter()})
     return model

@@ -163,7 +163,7 @@ def spherical_harmonics(unit: jax.Array, l_max: int) -> jax.Array:
 
     e3nn-jax's ``spherical_harmonics(…, normalize=False)`` of degree ``l`` is a
     homogeneous polynomial of degree ``l`` in ``(x, y, z)``; its monomial
-    coefficients are read off once per ``l`` (``l``-th derivatives at 0, float64)
+    coefficients are fitted once per ``l`` (float64, exact to rounding)
     and evaluated here as plain products and sums, which fuse into one loop on
     CPU (e3nn builds them by tensor products with Clebsch–Gordan arrays, several
     small contractions per ``l``).  Same values to rounding (test).
@@ -206,25 +206,25 @@ def spherical_harmonics_e3nn(unit: jax.Array, l_max: int) -> jax.Array:
 
 @functools.lru_cache(maxsize=None)
 def _sh_coefficients(l: int) -> tuple:
-    """``((coef, a, b, c), ...)`` per ``m``: e3nn-jax's ``Y_lm(v) = Σ coef · x^a y^b z^c`` (|α| = l)."""
-    with jax.enable_x64(True), jax.ensure_compile_time_eval():
-        def f(v):
-            return e3nn.spherical_harmonics(_irreps(l)[-1:], v, normalize=False, normalization="component").array
+    """``((coef, a, b, c), ...)`` per ``m``: e3nn-jax's ``Y_lm(v) = Σ coef · x^a y^b z^c`` (|α| = l).
 
-        d = f
-        for _ in range(l):
-            d = jax.jacfwd(d)
-        T = np.asarray(d(jnp.zeros(3, jnp.float64)), np.float64)  # [2l+1, 3, …, 3]: α! c_α
+    A homogeneous polynomial of degree ``l`` is fixed by its values on the unit
+    sphere, so the coefficients solve a least-squares fit to e3nn's values (float64)
+    at 4× as many random unit vectors as there are monomials (exact up to rounding,
+    ~1e-15; much cheaper than ``l``-th derivatives for large ``l``).
+    """
+    monos = [(a, b, l - a - b) for a in range(l, -1, -1) for b in range(l - a, -1, -1)]
+    rng = np.random.default_rng(12345 + l)
+    v = rng.normal(size=(4 * len(monos) + 8, 3))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
+        Y = np.asarray(e3nn.spherical_harmonics(_irreps(l)[-1:], jnp.asarray(v, jnp.float64), normalize=False,
+                                                normalization="component").array, np.float64)
+    M = np.stack([v[:, 0] ** a * v[:, 1] ** b * v[:, 2] ** c for a, b, c in monos], axis=1)
+    C = np.linalg.lstsq(M, Y, rcond=None)[0]  # [monomials, 2l+1]
     out = []
     for m in range(2 * l + 1):
-        terms = []
-        for a in range(l, -1, -1):
-            for b in range(l - a, -1, -1):
-                c = l - a - b
-                coef = T[(m,) + (0,) * a + (1,) * b + (2,) * c] / (math.factorial(a) * math.factorial(b) * math.factorial(c))
-                if abs(coef) > 1e-13:
-                    terms.append((float(coef), a, b, c))
-        out.append(tuple(terms))
+        out.append(tuple((float(C[i, m]), a, b, c) for i, (a, b, c) in enumerate(monos) if abs(C[i, m]) > 1e-12))
     return tuple(out)
 
 

@@ -181,8 +181,8 @@ def _filter_tiles(sub, vectors, r, centres, sc, sn, tfilter, slack, check_jk):
 
     The edges of each centre are laid out in ``K`` slots (``K`` = largest count) and
     every pair of slots is tested at once on ``[C, K, K]`` tiles: species bounds by one
-    table lookup per pair, ``r_jk²`` from the Gram matrix of the edge vectors (a
-    batched matrix product, error ~1e-14 Å², far inside :data:`FILTER_SLACK`'s
+    table lookup per pair, ``r_jk²`` from the Gram matrix of the edge vectors (one
+    small matrix product per centre, error ~1e-14 Å², far inside :data:`FILTER_SLACK`'s
     1e-8 Å² on the squared bound).  No per-triplet gathers of edge rows; the result
     is in :func:`build_triplets` order (``e1`` ascending, then ``e2``).
     """
@@ -209,11 +209,9 @@ def _filter_tiles(sub, vectors, r, centres, sc, sn, tfilter, slack, check_jk):
     V[row, slot] = vectors[sub]
     R = np.zeros((n_c, K))
     R[row, slot] = r[sub]
-    SP = np.full((n_c, K), S, np.int64)
+    SP = np.full((n_c, K), S, np.intp)  # intp codes: np.take converts any other index type first
     SP[row, slot] = sn[sub]
-    ctype = np.intp  # np.take converts any other index type first
-    SP = SP.astype(ctype)
-    code_c = (sc[sub][starts] * (S + 1) * (S + 1)).astype(ctype)
+    code_c = (sc[sub][starts] * (S + 1) * (S + 1)).astype(np.intp)
     E = np.full((n_c, K), -1, np.int64)
     E[row, slot] = sub
     Vt = np.ascontiguousarray(V.transpose(0, 2, 1))
@@ -223,7 +221,7 @@ def _filter_tiles(sub, vectors, r, centres, sc, sn, tfilter, slack, check_jk):
     for c0 in range(0, n_c, step):
         c1 = min(n_c, c0 + step)
         sp_b = SP[c0:c1]
-        code = code_c[c0:c1, None, None] + sp_b[:, :, None] * ctype(S + 1) + sp_b[:, None, :]
+        code = code_c[c0:c1, None, None] + sp_b[:, :, None] * (S + 1) + sp_b[:, None, :]
         rb = R[c0:c1]
         if check_r_any:
             bound = np.take(pair_tab, code)

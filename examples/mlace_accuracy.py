@@ -251,6 +251,63 @@ class _Normal:
         return D, self.H / D[:, None] / D[None, :], self.g / D
 
 
+def split_validation(train, n_val: int, seed: int = 1):
+    """Carve ``n_val`` validation frames out of the training frames (fixed-seed permutation ``seed``; the test frames
+    are never touched) → ``(fit, val)``."""
+    if not isinstance(n_val, (int, np.integer)) or not 0 < n_val < len(train):
+        raise ValueError(f"n_val must be an int in (0, {len(train)}), got {n_val!r}")
+    idx = np.random.default_rng(seed).permutation(len(train))
+    return [train[i] for i in idx[n_val:]], [train[i] for i in idx[:n_val]]
+
+
+def _linear_system(model, params, data, kappa, chunk, design, prepared, n_ref=None):
+    """Rows of the κ loss that are linear in ``c = coeffs[..., 0]`` and ΔE0: ``(ne, n_c, rows)`` with the accumulated
+    normal equations ``ne`` and per chunk ``(A, b, targets)``, ``A`` the weighted design, ``b`` the weighted targets
+    minus the offset, ``targets`` ``(E [G], F rows [G, 3N], atom counts)`` for the MAEs.  ``n_ref = (structures,
+    atoms)`` sets the loss normalisation (default: those of ``data``)."""
+    design = _design_fn(model) if design is None else design
+    if prepared is None:
+        buckets1 = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in data], 1)
+        prepared = _per_structure(data, model.cutoff, buckets1, chunk)
+    zs = list(model.elements)
+    n_struct, n_atoms = (float(len(data)), float(sum(len(a) for a, _, _ in data))) if n_ref is None else map(float, n_ref)
+    n_c = int(np.prod(params["layers"][-1]["coeffs"].shape[:-1]))
+    n = n_c + len(zs)
+    ne = _Normal(n)
+    rows = []
+    for gs, idx, real in prepared:
+        off, J = design(params, gs)
+        off, J = np.asarray(off), np.asarray(J)
+        node_mask = np.asarray(gs.nodes["mask"])[:, : (J.shape[1] - 1) // 3]
+        w = np.zeros(J.shape[:2])
+        y = np.zeros(J.shape[:2])
+        cnt = np.zeros((J.shape[0], len(zs)))
+        for k, (i, ok) in enumerate(zip(idx, real)):
+            a, e, f = data[i]
+            if not ok:
+                continue
+            w[k, 0] = np.sqrt((1.0 - kappa) / n_struct) / len(a)
+            w[k, 1:] = np.sqrt(kappa / n_atoms) * np.repeat(node_mask[k], 3)
+            y[k, 0] = e
+            y[k, 1 : 1 + 3 * len(a)] = f.ravel()
+            cnt[k] = [np.sum(a.numbers == z) for z in zs]
+        A = J * w[:, :, None]
+        E0_cols = np.zeros(J.shape[:2] + (len(zs),))
+        E0_cols[:, 0, :] = cnt * w[:, :1]
+        A = np.concatenate([A, E0_cols], axis=2).reshape(-1, n)
+        b = ((y - off) * w).reshape(-1)
+        ne.add(A, b)
+        rows.append((A, b, w))
+    return ne, n_c, rows
+
+
+def _ridge_solve(ne, ridge):
+    import scipy.linalg
+
+    D, Hs, gD = ne.scaled()
+    return scipy.linalg.solve(Hs + ridge * np.eye(len(D)), gD, assume_a="pos") / D, D, Hs
+
+
 def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, chunk: int = 100, design=None, prepared=None):
     """Weighted least squares for the output layer's first-property coefficients and ΔE0, the rest of ``params`` fixed.
 
@@ -267,51 +324,64 @@ def linear_fit(model, params, train, kappa: float = 0.99, ridge: float = 1e-8, c
     """
     if ridge < 0:
         raise ValueError(f"ridge must be >= 0, got {ridge!r}")
-    import scipy.linalg
-
-    design = _design_fn(model) if design is None else design
-    if prepared is None:
-        buckets1 = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train], 1)
-        prepared = _per_structure(train, model.cutoff, buckets1, chunk)
-    zs = list(model.elements)
-    n_struct = float(len(train))
-    n_atoms = float(sum(len(a) for a, _, _ in train))
-    n_c = int(np.prod(params["layers"][-1]["coeffs"].shape[:-1]))
-    n = n_c + len(zs)
-    ne = _Normal(n)
-    for gs, idx, real in prepared:
-        off, J = design(params, gs)
-        off, J = np.asarray(off), np.asarray(J)
-        node_mask = np.asarray(gs.nodes["mask"])[:, : (J.shape[1] - 1) // 3]
-        w = np.zeros(J.shape[:2])
-        y = np.zeros(J.shape[:2])
-        cnt = np.zeros((J.shape[0], len(zs)))
-        for k, (i, ok) in enumerate(zip(idx, real)):
-            a, e, f = train[i]
-            if not ok:
-                continue
-            w[k, 0] = np.sqrt((1.0 - kappa) / n_struct) / len(a)
-            w[k, 1:] = np.sqrt(kappa / n_atoms) * np.repeat(node_mask[k], 3)
-            y[k, 0] = e
-            y[k, 1 : 1 + 3 * len(a)] = f.ravel()
-            cnt[k] = [np.sum(a.numbers == z) for z in zs]
-        A = J * w[:, :, None]
-        E0_cols = np.zeros(J.shape[:2] + (len(zs),))
-        E0_cols[:, 0, :] = cnt * w[:, :1]
-        A = np.concatenate([A, E0_cols], axis=2).reshape(-1, n)
-        ne.add(A, ((y - off) * w).reshape(-1))
-    D, Hs, gD = ne.scaled()
-    x = scipy.linalg.solve(Hs + ridge * np.eye(n), gD, assume_a="pos") / D
+    ne, n_c, _ = _linear_system(model, params, train, kappa, chunk, design, prepared)
+    x, D, Hs = _ridge_solve(ne, ridge)
     s, V = np.linalg.eigh(Hs[:n_c, :n_c])
     s = np.maximum(s, 0.0)
     M = (V / D[:n_c, None]) * (s + ridge) ** -0.5
+    out = _set_linear(params, x, n_c)
+    ls_loss = ne.rr - 2 * float(ne.g @ x) + float(x @ ne.H @ x)
+    return out, {"M": M, "D": D[:n_c], "s": s, "V": V, "ls_loss": ls_loss, "ridge": ridge}
+
+
+def _set_linear(params, x, n_c):
     lay = dict(params["layers"][-1])
     lay["coeffs"] = lay["coeffs"].at[..., 0].set(jnp.asarray(x[:n_c].reshape(lay["coeffs"].shape[:-1])))
     out = dict(params)
     out["layers"] = list(params["layers"][:-1]) + [lay]
     out["E0"] = params["E0"] + jnp.asarray(x[n_c:])
-    ls_loss = ne.rr - 2 * float(ne.g @ x) + float(x @ ne.H @ x)
-    return out, {"M": M, "D": D[:n_c], "s": s, "V": V, "ls_loss": ls_loss, "ridge": ridge}
+    return out
+
+
+def _row_metrics(rows, x, kappa, n_struct, n_atoms):
+    """κ loss and MAEs (meV, meV/Å) of the linear model ``x`` on the rows of :func:`_linear_system`."""
+    se = sf = ae = af = 0.0
+    for A, b, w in rows:
+        r = (A @ x - b).reshape(w.shape)  # weighted residuals, energy row first
+        we, wf = w[:, 0], w[:, 1:]
+        ok = we > 0
+        # undo the weights: energy per structure, force components
+        se += float(np.sum(r[:, 0] ** 2))
+        sf += float(np.sum(r[:, 1:] ** 2))
+        de = np.abs(r[ok, 0] / we[ok])  # ΔE per structure [eV]
+        m = wf > 0
+        df = np.abs(r[:, 1:][m] / wf[m])
+        ae += float(np.sum(de))
+        af += float(np.sum(df))
+    n_f = 3.0 * n_atoms
+    return {"loss": se + sf, "energy_mae_meV": 1000 * ae / n_struct, "force_mae_meV_per_A": 1000 * af / n_f}
+
+
+def ridge_sweep(model, params, fit, val, ridges, kappa: float = 0.99, chunk: int = 100, design=None):
+    """Validation curve of the least-squares start: for each ``ridge`` the linear fit on ``fit`` and its κ loss and
+    MAEs on ``val`` (one design pass over each set).  Returns ``(best_ridge, curve)``; the best is the lowest
+    validation loss."""
+    ridges = [float(r) for r in ridges]
+    if not ridges or any(not r >= 0 for r in ridges):
+        raise ValueError(f"ridges must be a non-empty list of values >= 0, got {ridges!r}")
+    ne, n_c, rows_fit = _linear_system(model, params, fit, kappa, min(chunk, len(fit)), design, None)
+    _, _, rows_val = _linear_system(model, params, val, kappa, min(chunk, len(val)), design, None)
+    n_fit = (len(fit), sum(len(a) for a, _, _ in fit))
+    n_val = (len(val), sum(len(a) for a, _, _ in val))
+    curve = []
+    for r in ridges:
+        x, _, _ = _ridge_solve(ne, r)
+        tr = _row_metrics(rows_fit, x, kappa, *n_fit)
+        va = _row_metrics(rows_val, x, kappa, *n_val)
+        curve.append({"ridge": r, "train_loss": tr["loss"], "val_loss": va["loss"], "val_energy_mae_meV": va["energy_mae_meV"],
+                      "val_force_mae_meV_per_A": va["force_mae_meV_per_A"], "train_force_mae_meV_per_A": tr["force_mae_meV_per_A"]})
+    best = min(curve, key=lambda c: c["val_loss"])["ridge"]
+    return best, curve
 
 
 def train_model_lbfgs(model, train, test, budget_s: float, chunk: int = 100, kappa: float = 0.99, seed: int = 0,
@@ -486,12 +556,14 @@ def train_model_lbfgs(model, train, test, budget_s: float, chunk: int = 100, kap
     return params, metrics
 
 
-def _gn_select(params):
+def _gn_select(params, all_properties: bool = False):
     """The parameters Gauss–Newton fits: every layer's radial functions, the hidden layers' coefficients, the output
-    layer's first-property coefficients ``coeffs[..., 0]``, the element embedding and E0 (the output layer's other
-    properties and the biases stay fixed)."""
+    layer's first-property coefficients ``coeffs[..., 0]`` (all its properties with ``all_properties``), the element
+    embedding and E0 (the output layer's other properties, unless ``all_properties``, and the biases stay fixed)."""
     layers = [{"radial": lay["radial"], "coeffs": lay["coeffs"]} for lay in params["layers"][:-1]]
-    layers.append({"radial": params["layers"][-1]["radial"], "c1": params["layers"][-1]["coeffs"][..., 0]})
+    last = params["layers"][-1]
+    layers.append({"radial": last["radial"], "coeffs": last["coeffs"]} if all_properties
+                  else {"radial": last["radial"], "c1": last["coeffs"][..., 0]})
     return {"embed": params["embed"], "E0": params["E0"], "layers": layers}
 
 
@@ -500,7 +572,10 @@ def _gn_merge(params, sel):
     layers = [dict(lay, **s) for lay, s in zip(params["layers"][:-1], sel["layers"][:-1])]
     out = dict(params["layers"][-1])
     out["radial"] = sel["layers"][-1]["radial"]
-    out["coeffs"] = out["coeffs"].at[..., 0].set(sel["layers"][-1]["c1"])
+    if "c1" in sel["layers"][-1]:
+        out["coeffs"] = out["coeffs"].at[..., 0].set(sel["layers"][-1]["c1"])
+    else:
+        out["coeffs"] = sel["layers"][-1]["coeffs"]
     p["layers"] = layers + [out]
     return p
 
@@ -526,10 +601,41 @@ def _weights_targets(train, prepared, kappa):
     return out
 
 
+def gn_init(model, train, chunk: int = 100, seed: int = 0, radial_init: str = "random", buckets=None,
+            density_scale: float | None = None):
+    """Start of :func:`train_model_gn`: ``model.init`` on the first ``chunk`` training frames, least-squares E0, and
+    the radial functions ``radial_init`` ("random": those of ``mlace``; "lowest": :func:`lowest_radial`).
+
+    ``density_scale`` (eV): the output layer's properties ``p ≥ 2`` (the
+    Finnis–Sinclair densities) are rescaled to that RMS over the atoms of those
+    frames, so the embedding is nonlinear over the data; ``mlace``'s initial
+    ones are ~100× smaller, where ``F`` is linear and their Jacobian columns
+    duplicate those of the first property.
+    """
+    if radial_init not in ("random", "lowest"):
+        raise ValueError(f"radial_init must be 'random' or 'lowest', got {radial_init!r}")
+    if density_scale is not None and not density_scale > 0:
+        raise ValueError(f"density_scale must be None or positive, got {density_scale!r}")
+    g0 = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train[:chunk]], buckets)
+    params = model.init(jax.random.PRNGKey(seed), g0)
+    params["E0"] = fit_e0(model, train)
+    params = lowest_radial(model, params) if radial_init == "lowest" else params
+    if density_scale is not None and params["layers"][-1]["coeffs"].shape[-1] > 1:
+        from jaxmlp.models.mlace import mlace_layers
+
+        props = np.asarray(mlace_layers(model, params, g0)[-1])[np.asarray(g0.nodes["mask"])]
+        rms = np.sqrt(np.mean(props[:, 1:] ** 2, axis=0))
+        lay = dict(params["layers"][-1])
+        lay["coeffs"] = lay["coeffs"].at[..., 1:].multiply(jnp.asarray(density_scale / rms))
+        params = dict(params, layers=list(params["layers"][:-1]) + [lay])
+    return params
+
+
 def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa: float = 0.99, seed: int = 0,
                    window: int = 5, rtol: float = 1e-3, eval_every_s: float = 60.0, log=print, params=None,
                    max_wall_s: float | None = None, ridge: float = 1e-8, mu0: float = 1e-3, max_iterations: int | None = None,
-                   radial_init: str = "random"):
+                   radial_init: str = "random", tikhonov: float = 0.0, val=None, patience: int = 3,
+                   all_properties: bool = False):
     """Levenberg–Marquardt (damped Gauss–Newton) on the κ loss for ``budget_s`` CPU seconds or until converged.
 
     Starts from :func:`linear_fit` (the output layer's first-property
@@ -551,6 +657,20 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
     gained less than ``rtol`` over ``window`` iterations
     (:func:`jaxmlp.training.is_converged`) or μ ran away (no step lowers
     the loss); held-out errors every ``eval_every_s`` CPU s in ``curve``.
+
+    Regularisation: ``ridge`` is the linear start's ridge (:func:`linear_fit`)
+    and a floor on the damping; ``tikhonov = λ`` adds ``λ Σ_i D0_i² (θ_i −
+    θref_i)²`` to the loss that is minimised (``D0 = sqrt(diag JᵀJ)`` of the
+    first iteration, so λ is relative to the unit diagonal as the ridge is;
+    ``θref`` = 0 for the coefficients, the start for the radial functions and
+    the element embedding, E0 unpenalised).  The linear start with ``ridge = λ``
+    is that problem's optimum in the output coefficients.  With ``val`` (frames
+    carved from the training set, :func:`split_validation`) the validation loss
+    is evaluated after every iteration (``val_curve``) and the run stops when it
+    has not improved for ``patience`` iterations, returning the parameters of
+    the best one (``best_iteration``; ``stop = "val_patience"``).
+    ``all_properties``: the output layer's other properties (the
+    Finnis–Sinclair densities of the embedding) are fitted too.
     """
     import scipy.linalg
     from jax.flatten_util import ravel_pytree
@@ -561,19 +681,17 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
         raise ValueError(f"kappa must be in [0, 1], got {kappa!r}")
     if not mu0 > 0:
         raise ValueError(f"mu0 must be positive, got {mu0!r}")
+    if not tikhonov >= 0:
+        raise ValueError(f"tikhonov must be >= 0, got {tikhonov!r}")
+    if val is not None and not (isinstance(patience, (int, np.integer)) and patience >= 1):
+        raise ValueError(f"patience must be an int >= 1, got {patience!r}")
     buckets = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train + test], chunk)
     buckets1 = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train], 1)
     prepared = _per_structure(train, model.cutoff, buckets1, chunk)
     wy = _weights_targets(train, prepared, kappa)
     if params is None:
-        g0 = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train[:chunk]], buckets)
-        params = model.init(jax.random.PRNGKey(seed), g0)
-        params["E0"] = fit_e0(model, train)
-        if radial_init == "lowest":
-            params = lowest_radial(model, params)
-        elif radial_init != "random":
-            raise ValueError(f"radial_init must be 'random' or 'lowest', got {radial_init!r}")
-    theta0, unravel = ravel_pytree(_gn_select(params))
+        params = gn_init(model, train, chunk, seed, radial_init, buckets)
+    theta0, unravel = ravel_pytree(_gn_select(params, all_properties))
     n = theta0.shape[0]
 
     def res(theta, p, g):
@@ -609,8 +727,35 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
     params, info = linear_fit(model, params, train, kappa=kappa, ridge=ridge, chunk=chunk, design=design, prepared=prepared)
     t_train, cpu = time.perf_counter() - t0, time.process_time() - c0
     log(f"    linear fit: loss {info['ls_loss']:.5g}  cpu={cpu:.0f}s", flush=True)
-    theta = ravel_pytree(_gn_select(params))[0]
+    theta = ravel_pytree(_gn_select(params, all_properties))[0]
+    # Tikhonov: which entries are penalised (1) and towards what (θref)
+    sel = _gn_select(params, all_properties)
+    pen_tree = jax.tree.map(jnp.ones_like, sel)
+    pen_tree["E0"] = jnp.zeros_like(sel["E0"])
+    ref_tree = dict(sel, layers=[{k: (jnp.zeros_like(v) if k in ("coeffs", "c1") else v) for k, v in lay.items()}
+                                 for lay in sel["layers"]])
+    pen_mask, theta_ref = np.asarray(ravel_pytree(pen_tree)[0]), np.asarray(ravel_pytree(ref_tree)[0])
+    D0sq = None
+
+    def penalty(th):
+        if not tikhonov:
+            return 0.0
+        d = np.asarray(th) - theta_ref
+        return float(tikhonov * np.sum(pen_mask * D0sq * d * d))
+
     losses, curve, mu, it, converged, stuck = [info["ls_loss"]], [], float(mu0), 0, False, False
+    val_curve, best, stale = [], None, 0
+
+    def validate():
+        nonlocal best, stale
+        m = evaluate(model, _gn_merge(params, unravel(theta)), val, buckets, chunk, kappa=kappa)
+        val_curve.append({"cpu_s": round(cpu, 1), "iteration": it, "train_loss": losses[-1], **m})
+        log(f"    it {it:4d}  val loss {m['loss']:.6g}  E {m['energy_mae_meV']:.2f} meV  F {m['force_mae_meV_per_A']:.2f} meV/A",
+            flush=True)
+        if best is None or m["loss"] < best[0]:
+            best, stale = (m["loss"], it, theta), 0
+        else:
+            stale += 1
     t_next = 0.0
     max_wall = float("inf") if max_wall_s is None else float(max_wall_s)
     max_it = float("inf") if max_iterations is None else int(max_iterations)
@@ -623,20 +768,31 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
             f"F {m['force_mae_meV_per_A']:.2f} meV/A  test loss {m['loss']:.4g}", flush=True)
 
     record()
+    if val is not None:
+        validate()
     t_next = cpu + eval_every_s
+    early = False
     while cpu < budget_s and t_train < max_wall and it < max_it:
         t0, c0 = time.perf_counter(), time.process_time()
         ne = _Normal(n)
         for (gs, _, _), (w, y) in zip(prepared, wy):
             A, r = normal(theta, params, gs, w, y)
             ne.add(np.asarray(A), np.asarray(r))  # the products in NumPy's BLAS (several times faster than XLA's on CPU)
+        if tikhonov:
+            if D0sq is None:
+                D0sq = np.diag(ne.H).copy()
+            # the penalty's curvature and gradient join the normal equations (same factor convention: ‖r‖²)
+            ne.H[np.diag_indices(n)] += tikhonov * pen_mask * D0sq
+            ne.g += tikhonov * pen_mask * D0sq * (np.asarray(theta) - theta_ref)
+        old = ne.rr + penalty(theta)
         D, Hs, gs_ = ne.scaled()
         accepted = False
         for _ in range(8):
             delta = -scipy.linalg.solve(Hs + (mu + ridge) * np.eye(n), gs_, assume_a="pos") / D
             trial = theta + jnp.asarray(delta)
-            new = loss_of(trial, params)
-            if np.isfinite(new) and new < ne.rr:
+            new_fit = loss_of(trial, params)
+            new = new_fit + penalty(trial)
+            if np.isfinite(new) and new < old:
                 theta, accepted = trial, True
                 mu = max(mu / 3.0, 1e-10)
                 break
@@ -644,25 +800,76 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
         t_train += time.perf_counter() - t0
         cpu += time.process_time() - c0
         it += 1
-        losses.append(new if accepted else ne.rr)
+        losses.append(new_fit if accepted else ne.rr)
+        objective = new if accepted else old
         stuck = not accepted
         converged = stuck or is_converged(losses, window, rtol)
-        if cpu >= t_next or converged or cpu >= budget_s or t_train >= max_wall or it >= max_it:
+        if val is not None:
+            validate()
+            early = stale >= patience
+        if cpu >= t_next or converged or early or cpu >= budget_s or t_train >= max_wall or it >= max_it:
             record()
             t_next = cpu + eval_every_s
-        if converged:
+        if converged or early:
             break
+    last_it = it
+    if val is not None:
+        _, best_it, theta = best
     params = _gn_merge(params, unravel(theta))
     metrics = evaluate(model, params, test, buckets, chunk, kappa=kappa)
     held = [c["loss"] for c in curve]
-    metrics.update(optimiser="gauss-newton", iterations=it, cpu_s=round(cpu, 1), train_time_s=round(t_train, 1),
-                   compile_s=round(compile_s, 1), compile_cpu_s=round(compile_cpu, 1), n_fitted=int(n),
-                   stop="converged" if converged else ("cpu_budget" if cpu >= budget_s else ("wall_cap" if t_train >= max_wall else "iterations")),
+    stop = ("converged" if converged else "val_patience" if early else
+            ("cpu_budget" if cpu >= budget_s else ("wall_cap" if t_train >= max_wall else "iterations")))
+    metrics.update(optimiser="gauss-newton", iterations=last_it, cpu_s=round(cpu, 1), train_time_s=round(t_train, 1),
+                   compile_s=round(compile_s, 1), compile_cpu_s=round(compile_cpu, 1), n_fitted=int(n), stop=stop,
+                   tikhonov=tikhonov, final_objective=objective if last_it else info["ls_loss"],
                    converged=bool(converged), stuck=bool(stuck), heldout_flat=bool(is_converged(held, 2, 0.01)),
                    convergence={"window": window, "rtol": rtol, "heldout": {"window": 2, "rtol": 0.01}},
                    final_train_loss=losses[-1], linear_fit_loss=info["ls_loss"], ridge=ridge, mu0=mu0,
-                   radial_init=radial_init, curve=curve)
+                   radial_init=radial_init, all_properties=bool(all_properties), curve=curve)
+    if val is not None:
+        metrics.update(n_val=len(val), patience=int(patience), best_iteration=int(best_it), best_val_loss=best[0],
+                       early_stopped=bool(early), best_train_loss=losses[best_it], val_curve=val_curve)
     return params, metrics
+
+
+def _tikhonov(tikhonov, ridge):
+    if tikhonov == "ridge":
+        return float(ridge)
+    if isinstance(tikhonov, str):
+        raise ValueError(f"tikhonov must be a number >= 0 or 'ridge', got {tikhonov!r}")
+    return float(tikhonov)
+
+
+def _gn_validated(model, train, test, budget, *, chunk, n_val, val_seed, ridges, tikhonov, patience, refit, ridge,
+                  radial_init, log=print, density_scale=None, **kw):
+    """Ridge, Tikhonov strength and iteration count chosen on validation frames carved from ``train`` (see ``main``)."""
+    fit, val = split_validation(train, n_val, val_seed)
+    params0 = gn_init(model, train, chunk, 0, radial_init, density_scale=density_scale)
+    sweep, sweep_cpu = None, 0.0
+    if ridges:
+        c0 = time.process_time()
+        ridge, sweep = ridge_sweep(model, params0, fit, val, ridges, chunk=chunk)
+        sweep_cpu = time.process_time() - c0
+        for c in sweep:
+            log(f"    ridge {c['ridge']:.0e}: train loss {c['train_loss']:.5g}  val loss {c['val_loss']:.5g}  "
+                f"val E {c['val_energy_mae_meV']:.2f} meV  F {c['val_force_mae_meV_per_A']:.2f} meV/A", flush=True)
+        log(f"    chosen ridge {ridge:g} (lowest validation loss; sweep {sweep_cpu:.0f} CPU-s)", flush=True)
+    tik = _tikhonov(tikhonov, ridge)
+    _, tuned = train_model_gn(model, fit, test, budget, chunk=chunk, params=params0, ridge=ridge, tikhonov=tik, val=val,
+                              patience=patience, radial_init=radial_init, log=log, **kw)
+    split = {"n_fit": len(fit), "n_val": len(val), "val_seed": val_seed, "test_seed": 0,
+             "note": "validation frames carved from the training frames; test frames used for no choice"}
+    selection = {"ridge": ridge, "tikhonov": tik, "patience": patience, "best_iteration": tuned["best_iteration"],
+                 "ridge_sweep": sweep, "ridge_sweep_cpu_s": round(sweep_cpu, 1), "split": split}
+    if not refit:
+        return {**tuned, "selection": selection, "n_train_used": len(fit), "density_scale": density_scale}
+    kw = dict(kw, max_iterations=tuned["best_iteration"])
+    _, m = train_model_gn(model, train, test, budget, chunk=chunk, params=params0, ridge=ridge, tikhonov=tik,
+                          radial_init=radial_init, log=log, **kw)
+    tuned = {k: v for k, v in tuned.items() if k != "curve"} | {"tuning_test_curve": tuned["curve"]}
+    return {**m, "selection": selection, "tuning": tuned, "density_scale": density_scale, "n_train_used": len(train),
+            "total_cpu_s_incl_tuning": round(m["cpu_s"] + tuned["cpu_s"] + sweep_cpu, 1)}
 
 
 def evaluate(model, params, data, buckets, batch_size=16, kappa: float = 0.99) -> dict:
@@ -695,11 +902,56 @@ def _model(elements, cutoff, n_layers, basis, data):
     return mlace(elements, cutoff=cutoff, n_layers=n_layers, max_neighbors=k, **basis)
 
 
+def tables(paths) -> str:
+    """Markdown tables of ``gn`` runs with validation (the docs' issue #15 tables): one summary row per run, then each
+    run's ridge sweep, validation curve and held-out test curve.  Unconverged runs say so in every table."""
+    rows, details = [], []
+    for path in paths:
+        res = json.loads(pathlib.Path(path).read_text())
+        for r in res["runs"]:
+            L = r["n_layers"]
+            pe, pf = PAPER_ETHANOL[L]
+            conv = "converged" if r.get("converged") else f"**unconverged** ({r.get('stop')})"
+            sel = r.get("selection", {})
+            tun = r.get("tuning", r)
+            cpu_total = r.get("total_cpu_s_incl_tuning", round(r["cpu_s"] + sel.get("ridge_sweep_cpu_s", 0.0), 1))
+            name = pathlib.Path(path).name
+            rows.append(f"| {L} | {sum(r['functions_per_element'])} | {r['n_fitted']} | {'all' if r.get('all_properties') else 'first'} "
+                        f"| {r.get('n_train_used', r['n_train'])} | {sel.get('ridge', r.get('ridge')):.0e} | {r['iterations']} "
+                        f"| {tun.get('best_iteration', '–')} | {r['cpu_s']:.0f} | {cpu_total:.0f} | {r['compile_cpu_s']:.0f} "
+                        f"| {r['energy_mae_meV']:.2f} | {r['force_mae_meV_per_A']:.2f} | {pe} / {pf} "
+                        f"| {r['energy_mae_meV'] / pe:.2f}× / {r['force_mae_meV_per_A'] / pf:.2f}× | {conv} "
+                        f"| {'yes' if r.get('heldout_flat') else 'no'} | `{name}` |")
+            tag = f"L = {L}, `{name}`" + ("" if r.get("converged") else " (**unconverged**)")
+            if sel.get("ridge_sweep"):
+                details.append(f"\nRidge sweep of the least-squares start, {tag} ({sel['split']['n_fit']} fit / "
+                               f"{sel['split']['n_val']} validation frames):\n\n| ridge | train loss | val loss | val E MAE (meV) "
+                               "| val F MAE (meV/Å) |\n|---|---|---|---|---|")
+                details += [f"| {c['ridge']:.0e} | {c['train_loss']:.5g} | {c['val_loss']:.5g} | {c['val_energy_mae_meV']:.2f} "
+                            f"| {c['val_force_mae_meV_per_A']:.2f} |" for c in sel["ridge_sweep"]]
+            if tun.get("val_curve"):
+                details.append(f"\nValidation curve, {tag}:\n\n| iteration | CPU s | train loss | val loss | val E MAE (meV) "
+                               "| val F MAE (meV/Å) |\n|---|---|---|---|---|---|")
+                details += [f"| {c['iteration']} | {c['cpu_s']:.0f} | {c['train_loss']:.5g} | {c['loss']:.5g} "
+                            f"| {c['energy_mae_meV']:.2f} | {c['force_mae_meV_per_A']:.2f} |" for c in tun["val_curve"]]
+            details.append(f"\nHeld-out test curve, {tag}:\n\n| iteration | CPU s | train loss | test loss | E MAE (meV) "
+                           "| F MAE (meV/Å) |\n|---|---|---|---|---|---|")
+            details += [f"| {c['iteration']} | {c['cpu_s']:.0f} | {c['train_loss']:.5g} | {c['loss']:.4g} "
+                        f"| {c['energy_mae_meV']:.2f} | {c['force_mae_meV_per_A']:.2f} |" for c in r["curve"]]
+    head = ("| L | functions / element | fitted parameters | output properties fitted | train frames | ridge | iterations "
+            "| best val iteration | CPU s (final fit) | CPU s (incl. tuning) | compile CPU s | E MAE (meV) | F MAE (meV/Å) "
+            "| paper E / F | ratio E / F | training loss | test loss flat | file |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    return "\n".join([head, *rows, *details])
+
+
 def main(full: bool = False, layers=None, budget_s: float | None = None, out: str | None = None, datasets=("ethanol", "cu_clusters"),
          basis: str | None = None, sizes: dict | None = None, optimiser: str = "adam", chunk: int = 100,
          rtol: float = 1e-4, window: int = 50, eval_every_s: float = 60.0, max_wall_s: float | None = None,
          linear: bool = True, ridge: float = 1e-8, refit_every_s: float | None = None, max_iterations: int | None = None,
-         mu0: float = 1e-3, radial_init: str = "random") -> dict:
+         mu0: float = 1e-3, radial_init: str = "random", n_val: int = 0, val_seed: int = 1, ridges=None,
+         tikhonov: float | str = 0.0, patience: int = 3, refit: bool = False, all_properties: bool = False,
+         density_scale: float | None = None) -> dict:
     """Run the study; return (and optionally write) the results dict.
 
     Parameters
@@ -734,6 +986,20 @@ def main(full: bool = False, layers=None, budget_s: float | None = None, out: st
     linear, ridge, refit_every_s
         L-BFGS only: start the output layer from its least-squares fit and
         optimise it in whitened coordinates (:func:`train_model_lbfgs`).
+        ``ridge`` is also the linear start's ridge of ``"gn"``.
+    n_val, val_seed, ridges, tikhonov, patience, refit
+        ``"gn"`` only.  ``n_val > 0``: ``n_val`` of the training frames are
+        set aside for validation (:func:`split_validation`, permutation seed
+        ``val_seed``; the test frames are never used for a choice).  With
+        ``ridges`` the linear start's ridge is the one of that list with the
+        lowest validation loss (:func:`ridge_sweep`); ``tikhonov`` is the
+        Gauss–Newton penalty (:func:`train_model_gn`), ``"ridge"`` for the
+        chosen ridge; the fit stops when the validation loss has not improved
+        for ``patience`` iterations.  ``refit``: then refit on all training
+        frames with the chosen settings for the best iteration count (the
+        run's metrics are the refit's; the tuning run is kept as ``tuning``).
+        ``all_properties`` and ``density_scale``: :func:`train_model_gn`,
+        :func:`gn_init` (with ``n_val`` only).
     """
     if optimiser not in ("adam", "lbfgs", "gn"):
         raise ValueError(f"optimiser must be 'adam', 'lbfgs' or 'gn', got {optimiser!r}")
@@ -748,7 +1014,10 @@ def main(full: bool = False, layers=None, budget_s: float | None = None, out: st
     results = {
         "config": {"full": full, "optimiser": optimiser, "linear": linear, "ridge": ridge, "refit_every_s": refit_every_s,
                    "budget_s_per_model": budget, "basis_preset": preset, "basis": basis, "kappa": 0.99,
-                   "float": "float64", "host_cpus": os.cpu_count()},
+                   "float": "float64", "host_cpus": os.cpu_count(), "mu0": mu0, "radial_init": radial_init,
+                   "n_val": n_val, "val_seed": val_seed, "ridges": ridges, "tikhonov": tikhonov, "patience": patience,
+                   "refit": refit, "max_iterations": max_iterations, "all_properties": all_properties,
+                   "density_scale": density_scale},
         "paper_ethanol_meV_meV_per_A": {str(k): v for k, v in PAPER_ETHANOL.items()},
         "runs": [],
     }
@@ -774,10 +1043,17 @@ def main(full: bool = False, layers=None, budget_s: float | None = None, out: st
         for L in layers:
             model = _model(elements, cutoff, L, basis, train + test)
             print(f"{name}: {L} layer(s), {len(train)} train / {len(test)} test, budget {budget:.0f}s")
-            if optimiser == "gn":
+            if optimiser == "gn" and n_val:
+                m = _gn_validated(model, train, test, budget, chunk=min(chunk, len(train)), eval_every_s=eval_every_s,
+                                  max_wall_s=max_wall_s, ridge=ridge, max_iterations=max_iterations, mu0=mu0,
+                                  radial_init=radial_init, n_val=n_val, val_seed=val_seed, ridges=ridges,
+                                  tikhonov=tikhonov, patience=patience, refit=refit, all_properties=all_properties,
+                                  density_scale=density_scale)
+            elif optimiser == "gn":
                 _, m = train_model_gn(model, train, test, budget, chunk=min(chunk, len(train)), eval_every_s=eval_every_s,
                                       max_wall_s=max_wall_s, ridge=ridge, max_iterations=max_iterations, mu0=mu0,
-                                      radial_init=radial_init)
+                                      radial_init=radial_init, tikhonov=_tikhonov(tikhonov, ridge),
+                                      all_properties=all_properties)
             elif optimiser == "lbfgs":
                 _, m = train_model_lbfgs(model, train, test, budget, chunk=min(chunk, len(train)), rtol=rtol, window=window,
                                          eval_every_s=eval_every_s, max_wall_s=max_wall_s, linear=linear, ridge=ridge,
@@ -802,6 +1078,9 @@ def main(full: bool = False, layers=None, budget_s: float | None = None, out: st
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--table"]:
+        print(tables(sys.argv[2:]))
+        sys.exit(0)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", action="store_true", help="run the full study (~20 min)")
     ap.add_argument("--layers", type=int, nargs="+", default=None, help="default: 1 2 (smoke) or 1 2 3 (--full)")
@@ -822,10 +1101,19 @@ if __name__ == "__main__":
     ap.add_argument("--max-iterations", type=int, default=None, help="L-BFGS / GN: stop after this many iterations")
     ap.add_argument("--radial-init", default="random", choices=["random", "lowest"], help="GN: radial functions to start from")
     ap.add_argument("--mu0", type=float, default=1e-3, help="GN: initial Levenberg-Marquardt damping (relative to the unit diagonal)")
+    ap.add_argument("--n-val", type=int, default=0, help="GN: training frames set aside for validation (choices only)")
+    ap.add_argument("--val-seed", type=int, default=1, help="GN: permutation seed of the validation split")
+    ap.add_argument("--ridges", type=float, nargs="+", default=None, help="GN: ridges of the linear start to choose from on validation")
+    ap.add_argument("--tikhonov", default="0", help="GN: Tikhonov penalty (relative to the unit diagonal), or 'ridge'")
+    ap.add_argument("--patience", type=int, default=3, help="GN: stop after this many iterations without a better validation loss")
+    ap.add_argument("--refit", action="store_true", help="GN: refit on all training frames with the validated settings")
+    ap.add_argument("--all-properties", action="store_true", help="GN: fit all output properties (the embedding's densities)")
+    ap.add_argument("--density-scale", type=float, default=None, help="GN with --n-val: initial RMS (eV) of the densities p >= 2")
     a = ap.parse_args()
     main(full=a.full, layers=a.layers, budget_s=a.budget, out=a.out, datasets=tuple(a.datasets), basis=a.basis,
          optimiser=a.optimiser, chunk=a.chunk, rtol=a.rtol, window=a.window, eval_every_s=a.eval_every,
          max_wall_s=a.max_wall, linear=not a.no_linear, ridge=a.ridge, refit_every_s=a.refit_every,
-         max_iterations=a.max_iterations, mu0=a.mu0,
-         radial_init=a.radial_init)
+         max_iterations=a.max_iterations, mu0=a.mu0, radial_init=a.radial_init, n_val=a.n_val, val_seed=a.val_seed,
+         ridges=a.ridges, tikhonov=a.tikhonov if a.tikhonov == "ridge" else float(a.tikhonov), patience=a.patience,
+         refit=a.refit, all_properties=a.all_properties, density_scale=a.density_scale)
     sys.exit(0)

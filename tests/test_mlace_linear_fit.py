@@ -137,3 +137,92 @@ def test_lowest_radial_functions_are_the_first_basis_functions(ma):
     contracted = mlace(["C", "H", "O"], cutoff=4.0, n_layers=1, **PRESETS["small"])
     with pytest.raises(ValueError, match="uncontracted"):
         ma.lowest_radial(contracted, contracted.init(jax.random.PRNGKey(0), g))
+
+
+def test_split_validation_is_a_fixed_disjoint_part_of_the_training_frames(ma, setup):
+    _, _, train, _ = setup
+    fit, val = ma.split_validation(train, 2, seed=1)
+    assert len(fit) == 4 and len(val) == 2
+    ids = lambda xs: {id(x) for x in xs}  # noqa: E731
+    assert ids(fit) | ids(val) == ids(train) and not ids(fit) & ids(val)
+    fit2, val2 = ma.split_validation(train, 2, seed=1)
+    assert ids(val2) == ids(val)
+    for bad in (0, 6, 2.5):
+        with pytest.raises(ValueError, match="n_val"):
+            ma.split_validation(train, bad)
+
+
+def test_ridge_sweep_matches_the_linear_fit_and_evaluate(ma, setup):
+    """Each point of the sweep is :func:`linear_fit` with that ridge; its validation numbers are those of ``evaluate``."""
+    import jaxmlp
+
+    model, params, train, _ = setup
+    fit, val = ma.split_validation(train, 2, seed=1)
+    ridges = [1e-10, 1e-3, 1.0]
+    best, curve = ma.ridge_sweep(model, params, fit, val, ridges, chunk=4)
+    assert [c["ridge"] for c in curve] == ridges
+    assert best == min(curve, key=lambda c: c["val_loss"])["ridge"]
+    fitted, info = ma.linear_fit(model, params, fit, ridge=1e-3, chunk=4)
+    assert curve[1]["train_loss"] == pytest.approx(info["ls_loss"], rel=1e-8)
+    buckets = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train], 4)
+    m = ma.evaluate(model, fitted, val, buckets, 4)
+    assert curve[1]["val_loss"] == pytest.approx(m["loss"], rel=1e-8)
+    assert curve[1]["val_energy_mae_meV"] == pytest.approx(m["energy_mae_meV"], rel=1e-8)
+    assert curve[1]["val_force_mae_meV_per_A"] == pytest.approx(m["force_mae_meV_per_A"], rel=1e-8)
+    # a large ridge pulls the fit away from the training optimum
+    assert curve[2]["train_loss"] > curve[0]["train_loss"]
+    with pytest.raises(ValueError, match="ridges"):
+        ma.ridge_sweep(model, params, fit, val, [])
+    with pytest.raises(ValueError, match="ridges"):
+        ma.ridge_sweep(model, params, fit, val, [-1.0])
+
+
+def test_gauss_newton_bad_regularisation_options(ma, setup):
+    model, params, train, test = setup
+    with pytest.raises(ValueError, match="tikhonov"):
+        ma.train_model_gn(model, train, test, budget_s=1.0, params=params, tikhonov=-1.0)
+    with pytest.raises(ValueError, match="patience"):
+        ma.train_model_gn(model, train, test, budget_s=1.0, params=params, val=train[:2], patience=0)
+    with pytest.raises(ValueError, match="tikhonov"):
+        ma._tikhonov("auto", 1e-6)
+    assert ma._tikhonov("ridge", 1e-6) == 1e-6
+
+
+@pytest.mark.slow  # compile-heavy optimiser run; CI time
+def test_gauss_newton_with_tikhonov_and_early_stopping(ma, setup):
+    """The penalty pulls the coefficients in, and with validation frames
+    the returned parameters are those of the best validation iteration."""
+    model, params, train, test = setup
+    fit, val = ma.split_validation(train, 2, seed=1)
+    quiet = lambda *a, **k: None  # noqa: E731
+    kw = dict(budget_s=1e9, chunk=2, params=params, window=50, eval_every_s=0.0, log=quiet, max_iterations=4)
+    out0, m0 = ma.train_model_gn(model, fit, test, ridge=1e-2, tikhonov=0.0, **kw)
+    out1, m1 = ma.train_model_gn(model, fit, test, ridge=1e-2, tikhonov=1e-2, val=val, patience=4, **kw)
+    assert m1["tikhonov"] == 1e-2 and m1["n_val"] == 2 and len(m1["val_curve"]) == m1["iterations"] + 1
+    vl = [c["loss"] for c in m1["val_curve"]]
+    assert m1["best_iteration"] == int(np.argmin(vl)) and m1["best_val_loss"] == pytest.approx(min(vl))
+    import jaxmlp
+
+    buckets = jaxmlp.suggest_buckets([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train + test], 2)
+    assert ma.evaluate(model, out1, val, buckets, 2)["loss"] == pytest.approx(min(vl), rel=1e-8)
+    c0 = np.linalg.norm(np.asarray(out0["layers"][-1]["coeffs"][..., 0]))
+    c1 = np.linalg.norm(np.asarray(out1["layers"][-1]["coeffs"][..., 0]))
+    assert c1 < c0
+
+
+def test_gn_init_density_scale(ma, setup):
+    """``density_scale``: the output layer's second property gets that RMS over the atoms of the initial frames."""
+    import jaxmlp
+    from jaxmlp.models.mlace import mlace_layers
+
+    model, _, train, _ = setup
+    p = ma.gn_init(model, train, chunk=6, density_scale=0.5)
+    g = jaxmlp.batch_graphs([jaxmlp.atoms_to_graph(a, model.cutoff) for a, _, _ in train])
+    props = np.asarray(mlace_layers(model, p, g)[-1])[np.asarray(g.nodes["mask"])]
+    assert np.sqrt(np.mean(props[:, 1] ** 2)) == pytest.approx(0.5, rel=1e-6)
+    q = ma.gn_init(model, train, chunk=6)
+    np.testing.assert_array_equal(p["layers"][-1]["coeffs"][..., 0], q["layers"][-1]["coeffs"][..., 0])
+    with pytest.raises(ValueError, match="density_scale"):
+        ma.gn_init(model, train, density_scale=0.0)
+    with pytest.raises(ValueError, match="radial_init"):
+        ma.gn_init(model, train, radial_init="smooth")

@@ -343,7 +343,7 @@ def _set_linear(params, x, n_c):
     return out
 
 
-def _row_metrics(rows, x, kappa, n_struct, n_atoms):
+def _row_metrics(rows, x, n_struct, n_atoms):
     """κ loss and MAEs (meV, meV/Å) of the linear model ``x`` on the rows of :func:`_linear_system`."""
     se = sf = ae = af = 0.0
     for A, b, w in rows:
@@ -376,8 +376,8 @@ def ridge_sweep(model, params, fit, val, ridges, kappa: float = 0.99, chunk: int
     curve = []
     for r in ridges:
         x, _, _ = _ridge_solve(ne, r)
-        tr = _row_metrics(rows_fit, x, kappa, *n_fit)
-        va = _row_metrics(rows_val, x, kappa, *n_val)
+        tr = _row_metrics(rows_fit, x, *n_fit)
+        va = _row_metrics(rows_val, x, *n_val)
         curve.append({"ridge": r, "train_loss": tr["loss"], "val_loss": va["loss"], "val_energy_mae_meV": va["energy_mae_meV"],
                       "val_force_mae_meV_per_A": va["force_mae_meV_per_A"], "train_force_mae_meV_per_A": tr["force_mae_meV_per_A"]})
     best = min(curve, key=lambda c: c["val_loss"])["ridge"]
@@ -727,9 +727,9 @@ def train_model_gn(model, train, test, budget_s: float, chunk: int = 100, kappa:
     params, info = linear_fit(model, params, train, kappa=kappa, ridge=ridge, chunk=chunk, design=design, prepared=prepared)
     t_train, cpu = time.perf_counter() - t0, time.process_time() - c0
     log(f"    linear fit: loss {info['ls_loss']:.5g}  cpu={cpu:.0f}s", flush=True)
-    theta = ravel_pytree(_gn_select(params, all_properties))[0]
-    # Tikhonov: which entries are penalised (1) and towards what (θref)
     sel = _gn_select(params, all_properties)
+    theta = ravel_pytree(sel)[0]
+    # Tikhonov: which entries are penalised (1) and towards what (θref)
     pen_tree = jax.tree.map(jnp.ones_like, sel)
     pen_tree["E0"] = jnp.zeros_like(sel["E0"])
     ref_tree = dict(sel, layers=[{k: (jnp.zeros_like(v) if k in ("coeffs", "c1") else v) for k, v in lay.items()}

@@ -545,9 +545,12 @@ class ACSF:
         Cutoff function of types 2/3/9 (n2p2 numbering or name).
     cutoff_alpha : float
         Inner cutoff fraction ``α``.
-    triplet_chunk : int
+    triplet_chunk : int or None
         Triplets are processed in checkpointed chunks of this size when there
-        are more (bounds memory for large systems).
+        are more (bounds memory for large systems).  None (default): 4096 on
+        CPU, where chunks that stay in cache make energy + forces ~1.5–2x
+        faster than long ones, and 2^18 on accelerators, where each chunk is
+        a round of kernel launches (chosen when the model is traced).
     max_neighbors : int, optional
         Evaluate in the dense ``[atoms, max_neighbors]`` layout (angular sums
         on ``[atoms, K, K]`` tiles as batched matrix products, in checkpointed
@@ -591,7 +594,11 @@ class ACSF:
     needs_triplets : bool
     """
 
-    def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int = 1 << 18,
+    #: :attr:`triplet_chunk` None: triplets per chunk on CPU and on accelerators.
+    CPU_TRIPLET_CHUNK = 1 << 12
+    DEVICE_TRIPLET_CHUNK = 1 << 18
+
+    def __init__(self, elements, functions, cutoff_type="poly2", cutoff_alpha: float = 0.0, triplet_chunk: int | None = None,
                  max_neighbors: int | None = None, factorise_wide: bool | str = "auto"):
         functions = list(functions)
         if not functions:
@@ -603,9 +610,10 @@ class ACSF:
         self.cutoff_alpha = float(cutoff_alpha)
         if not 0.0 <= self.cutoff_alpha < 1.0:
             raise ValueError(f"cutoff_alpha must satisfy 0 <= alpha < 1, got {cutoff_alpha}")
-        self.triplet_chunk = int(triplet_chunk)
-        if self.triplet_chunk < 1:
-            raise ValueError(f"triplet_chunk must be >= 1, got {triplet_chunk}")
+        if triplet_chunk is not None and (isinstance(triplet_chunk, bool) or not isinstance(triplet_chunk, (int, np.integer))
+                                          or triplet_chunk < 1):
+            raise ValueError(f"triplet_chunk must be None or an int >= 1, got {triplet_chunk!r}")
+        self.triplet_chunk = None if triplet_chunk is None else int(triplet_chunk)
         if max_neighbors is not None and (isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer))
                                           or max_neighbors < 1):
             raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
@@ -731,6 +739,12 @@ class ACSF:
         return not self._is_factorisable(("aexp", False, f["eta"], f["rs"], f["lambda"], f["zeta"], f["rc"]))
 
     # -- helpers -----------------------------------------------------------
+    def _triplet_chunk(self) -> int:
+        """Triplets per chunk: :attr:`triplet_chunk`, or the default of the backend being traced for."""
+        if self.triplet_chunk is not None:
+            return self.triplet_chunk
+        return self.CPU_TRIPLET_CHUNK if jax.default_backend() == "cpu" else self.DEVICE_TRIPLET_CHUNK
+
     def species(self, numbers) -> jax.Array:
         """Species index ``[N]`` of atomic numbers (unknown → 0; check elements first)."""
         return jnp.asarray(self._species)[numbers]
@@ -952,7 +966,7 @@ class ACSF:
             if T > 0:
                 factors = self._edge_factors(r)
                 vx, vy, vz = vec[:, 0], vec[:, 1], vec[:, 2]
-                chunk = min(self.triplet_chunk, T)
+                chunk = min(self._triplet_chunk(), T)
                 n_chunks = -(-T // chunk)
                 pad = n_chunks * chunk - T
                 tmask = jnp.concatenate([jnp.ones(T, bool), jnp.zeros(pad, bool)]) if pad else jnp.ones(T, bool)

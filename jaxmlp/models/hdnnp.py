@@ -195,7 +195,7 @@ def hdnnp(
     e0: Mapping | None = None,
     energy_scale: float = 1.0,
     normalize_nodes: bool = False,
-    triplet_chunk: int = 1 << 18,
+    triplet_chunk: int | None = None,
     max_neighbors: int | None = None,
     factorise_wide: bool | str = "auto",
 ) -> Model:
@@ -233,8 +233,9 @@ def hdnnp(
         Factor applied to every network output (eV per output unit).
     normalize_nodes : bool
         n2p2's ``normalize_nodes``: divide pre-activations by the fan-in.
-    triplet_chunk : int
-        Triplet chunk size of the descriptor (memory bound).
+    triplet_chunk : int, optional
+        Triplet chunk size of the descriptor (memory bound; None: the
+        backend's default, see :class:`jaxmlp.descriptors.ACSF`).
     max_neighbors : int, optional
         Dense ``[atoms, max_neighbors]`` evaluation of the descriptor (faster on
         CPU; the graph needs no triplets). Atoms with more neighbours inside the

@@ -91,7 +91,7 @@ def hdnnp4g(
     energy_scale: float = 1.0,
     electronegativity_scale: float = 1.0,
     normalize_nodes: bool = False,
-    triplet_chunk: int = 1 << 18,
+    triplet_chunk: int | None = None,
 ) -> Model:
     """4G-HDNNP: electronegativity networks, Qeq, Ewald/direct electrostatics, charge-aware short-range networks.
 

@@ -194,6 +194,18 @@ def test_spec_validation():
         radial("Xx", "H", 1.0, 3.0)
     with pytest.raises(ValueError, match="at least one"):
         ACSF(["H"], [])
+    for bad in (0, -5, True, 2.5, "4096"):
+        with pytest.raises(ValueError, match="triplet_chunk"):
+            ACSF(["H"], [radial("H", "H", 1.0, 3.0)], triplet_chunk=bad)
+
+
+def test_triplet_chunk_default_follows_the_backend():
+    fns = [radial("H", "H", 1.0, 3.0)]
+    auto = ACSF(["H"], fns)
+    assert auto.triplet_chunk is None and auto.config()["triplet_chunk"] is None
+    expect = ACSF.CPU_TRIPLET_CHUNK if jax.default_backend() == "cpu" else ACSF.DEVICE_TRIPLET_CHUNK
+    assert auto._triplet_chunk() == expect
+    assert ACSF(["H"], fns, triplet_chunk=97)._triplet_chunk() == 97
 
 
 def test_generators():

@@ -98,6 +98,15 @@ def _pos(name, value):
     return v
 
 
+def _optional_count(name, value):
+    """None, or ``value`` as an int ≥ 1 (bools and non-integers refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be None or an int >= 1, got {value!r}")
+    return int(value)
+
+
 def _nonneg(name, value):
     v = float(value)
     if not (v >= 0 and math.isfinite(v)):
@@ -548,8 +557,8 @@ class ACSF:
     triplet_chunk : int or None
         Triplets are processed in checkpointed chunks of this size when there
         are more (bounds memory for large systems).  None (default): 4096 on
-        CPU, where chunks that stay in cache make energy + forces ~1.5–2x
-        faster than long ones, and 2^18 on accelerators, where each chunk is
+        CPU, where chunks that stay in cache make energy + forces 1.2–1.8x
+        faster than 2^18 on n2p2's potentials, and 2^18 on accelerators, where each chunk is
         a round of kernel launches (chosen when the model is traced).
     max_neighbors : int, optional
         Evaluate in the dense ``[atoms, max_neighbors]`` layout (angular sums
@@ -610,14 +619,8 @@ class ACSF:
         self.cutoff_alpha = float(cutoff_alpha)
         if not 0.0 <= self.cutoff_alpha < 1.0:
             raise ValueError(f"cutoff_alpha must satisfy 0 <= alpha < 1, got {cutoff_alpha}")
-        if triplet_chunk is not None and (isinstance(triplet_chunk, bool) or not isinstance(triplet_chunk, (int, np.integer))
-                                          or triplet_chunk < 1):
-            raise ValueError(f"triplet_chunk must be None or an int >= 1, got {triplet_chunk!r}")
-        self.triplet_chunk = None if triplet_chunk is None else int(triplet_chunk)
-        if max_neighbors is not None and (isinstance(max_neighbors, bool) or not isinstance(max_neighbors, (int, np.integer))
-                                          or max_neighbors < 1):
-            raise ValueError(f"max_neighbors must be None or an int >= 1, got {max_neighbors!r}")
-        self.max_neighbors = None if max_neighbors is None else int(max_neighbors)
+        self.triplet_chunk = _optional_count("triplet_chunk", triplet_chunk)
+        self.max_neighbors = _optional_count("max_neighbors", max_neighbors)
         if not (isinstance(factorise_wide, (bool, np.bool_)) or (isinstance(factorise_wide, str) and factorise_wide == "auto")):
             raise TypeError(f"factorise_wide must be a bool or 'auto', got {factorise_wide!r}")
         #: the requested setting (True, False or "auto"); ``factorise_wide`` is what it resolved to

@@ -116,9 +116,9 @@ def locality_rows(cluster: Atoms, calculator, centre: int, radii: Sequence[float
         seen.add(key)
         fa, c, caps = frag.atoms, frag.center, frag.saturating
         f_frag = cache.forces(fa, calculator)[c]
-        hcap = hessian_row(fa, calculator, c, delta, cache)[caps] if len(caps) else np.zeros((0, 3, 3))
         G = row_full[removed].sum(axis=0)
-        Gp = G - hcap.sum(axis=0)
+        # without caps G' is G itself (not G − 0, whose norm may differ from G's in the last bit)
+        Gp = G - hessian_row(fa, calculator, c, delta, cache)[caps].sum(axis=0) if len(caps) else G
         rows.append({"radius": r, "n_atoms": len(frag), "n_caps": len(caps), "n_removed": len(removed),
                      "delta_f_norm": float(np.linalg.norm(f_full - f_frag)),
                      "G_norm": float(np.linalg.norm(G)), "Gprime_norm": float(np.linalg.norm(Gp))})
